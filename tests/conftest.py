@@ -1,0 +1,37 @@
+"""Shared test setup: everything offline, Ultralytics' settings and font in a private config dir.
+
+Set before Ultralytics is imported (pytest imports conftest first), and inherited by every subprocess the
+tests start (the stock `yolo` CLI, fresh interpreters, DDP workers).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+_CONFIG_DIR = Path(tempfile.mkdtemp(prefix="ultra_ext_tests_cfg_"))
+os.environ.update(
+    YOLO_OFFLINE="1",  # no DNS probes, no update or analytics calls
+    YOLO_AUTOINSTALL="0",  # never pip-install at run time
+    YOLO_CONFIG_DIR=str(_CONFIG_DIR),
+)
+
+
+def _place_font() -> None:
+    """Ultralytics downloads Arial.ttf for plots unless it finds one in its config dir; give it DejaVuSans."""
+    import matplotlib
+
+    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    target = _CONFIG_DIR / "Ultralytics"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        shutil.copyfile(font, target / name)
+
+
+_place_font()
+
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))

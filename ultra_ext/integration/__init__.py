@@ -1,0 +1,108 @@
+"""The whole coupling between ultra_ext and Ultralytics internals lives in this subpackage.
+
+:func:`activate` (idempotent, called by ``import ultra_ext`` and by the startup hook) does five things:
+
+1. puts our YAML classes into ``ultralytics.nn.tasks``' globals (:mod:`.registry`);
+2. installs the guarded parse_model with one protocol branch (:mod:`.patch`);
+3. wraps ``check_yaml``/``guess_model_scale`` in the tasks namespace so our YAMLs resolve by name (:mod:`.resolve`);
+4. allow-lists our classes for ``ULTRALYTICS_SAFE_LOAD=1`` checkpoint loading;
+5. appends a no-op callback of ours to Ultralytics' default callbacks, so that the cloudpickled state Ultralytics
+   sends to DDP workers imports ultra_ext there before the worker re-parses the YAML.
+
+:func:`deactivate` restores every original.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .patch import HOOK_NAME, UltralyticsIncompatibleError, build_patched_parse_model, parse_row
+from .protocol import LayerError, ParseContext
+from .resolve import find_model_yaml, model_yaml_names, register_yaml_dir
+
+__all__ = [
+    "LayerError",
+    "ParseContext",
+    "UltralyticsIncompatibleError",
+    "activate",
+    "deactivate",
+    "ddp_anchor",
+    "find_model_yaml",
+    "is_active",
+    "model_yaml_names",
+    "register_yaml_dir",
+]
+
+_lock = threading.Lock()
+_state: dict = {}  # originals and what we added; empty while inactive
+
+
+def ddp_anchor(trainer=None) -> None:
+    """No-op ``on_pretrain_routine_start`` callback: its presence in pickled trainer state imports ultra_ext."""
+
+
+def _rebind_package_exports(ul_nn, tasks) -> None:
+    """``ultralytics.nn`` re-exports these names; point them at whatever tasks holds now.
+
+    During the startup hook ``ultralytics.nn`` is still mid-import and binds them itself afterwards."""
+    for name in ("parse_model", "guess_model_scale"):
+        if hasattr(ul_nn, name):
+            setattr(ul_nn, name, getattr(tasks, name))
+
+
+def is_active() -> bool:
+    return bool(_state)
+
+
+def activate() -> None:
+    """Make Ultralytics see ultra_ext's modules and YAMLs (idempotent, thread-safe)."""
+    with _lock:
+        if _state:
+            return
+        import ultralytics.nn as ul_nn
+        import ultralytics.nn.tasks as tasks
+        from ultralytics.utils.callbacks.base import default_callbacks
+
+        from . import registry
+        from .resolve import wrap_check_yaml, wrap_guess_model_scale
+
+        added = registry.register_names(tasks.__dict__)
+        try:
+            original, patched = build_patched_parse_model(
+                tasks, lambda d: registry.check_model_dict(d, tasks.__dict__, added)
+            )
+        except Exception:
+            registry.unregister_names(tasks.__dict__, added)
+            raise
+        tasks.__dict__[HOOK_NAME] = parse_row
+        saved = {"parse_model": original, "check_yaml": tasks.check_yaml, "guess_model_scale": tasks.guess_model_scale}
+        tasks.parse_model = patched
+        tasks.check_yaml = wrap_check_yaml(tasks.check_yaml)
+        tasks.guess_model_scale = wrap_guess_model_scale(tasks.guess_model_scale)
+        _rebind_package_exports(ul_nn, tasks)
+        registry.register_safe_globals()
+        anchors = default_callbacks["on_pretrain_routine_start"]
+        if ddp_anchor not in anchors:
+            anchors.append(ddp_anchor)
+        _state.update(tasks=tasks, nn=ul_nn, saved=saved, added=added)
+
+
+def deactivate() -> None:
+    """Restore every Ultralytics original that :func:`activate` replaced."""
+    with _lock:
+        if not _state:
+            return
+        from ultralytics.utils.callbacks.base import default_callbacks
+
+        from . import registry
+
+        tasks = _state["tasks"]
+        for k, v in _state["saved"].items():
+            setattr(tasks, k, v)
+        _rebind_package_exports(_state["nn"], tasks)
+        tasks.__dict__.pop(HOOK_NAME, None)
+        registry.unregister_names(tasks.__dict__, _state["added"])
+        anchors = default_callbacks["on_pretrain_routine_start"]
+        if ddp_anchor in anchors:
+            anchors.remove(ddp_anchor)
+        _state.clear()

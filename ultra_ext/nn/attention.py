@@ -1,0 +1,154 @@
+"""Attention pieces shared by every ultra_ext family: the area split and the backend dispatch.
+
+All backends take and return **token-major** tensors ``(B, N, heads, head_dim)``, so the area split is
+one reshape done once, before the backend is chosen: flash, SDPA and the explicit math path therefore
+compute the same function by construction (the upstream turbo bug split a channel-major tensor instead).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from .config import get_attn_backend, validate_backend
+
+__all__ = ["AreaSplitError", "attend", "backend_report", "merge_areas", "resolve_backend", "split_areas"]
+
+try:  # optional extra `ultra-ext[flash]`; builds only on CUDA machines
+    from flash_attn import flash_attn_func
+except Exception:  # ImportError, or a broken CUDA build raising at import
+    flash_attn_func = None
+
+_warned: set[str] = set()
+
+
+class AreaSplitError(ValueError):
+    """The token count of a map is not divisible by the number of attention areas."""
+
+
+def _warn_once(reason: str) -> None:
+    if reason not in _warned:
+        _warned.add(reason)
+        warnings.warn(f"ultra_ext: flash attention unavailable ({reason}); using torch SDPA instead", RuntimeWarning)
+
+
+def split_areas(t: torch.Tensor, area: int) -> torch.Tensor:
+    """Cut each sample's row-major token list into ``area`` contiguous chunks.
+
+    Args:
+        t: ``(B, N, ...)`` token-major tensor, tokens ordered ``y * W + x``.
+        area: number of areas ``l``; ``N % l`` must be 0.
+
+    Returns:
+        ``(B * l, N / l, ...)``; batch ``b`` owns chunks ``b*l .. b*l + l - 1``.
+    """
+    if area == 1:
+        return t
+    b, n = t.shape[:2]
+    if n % area:
+        raise AreaSplitError(f"{n} tokens cannot be split into area={area} equal areas (N % area = {n % area})")
+    return t.reshape(b * area, n // area, *t.shape[2:])
+
+
+def merge_areas(t: torch.Tensor, area: int) -> torch.Tensor:
+    """Inverse of :func:`split_areas`: ``(B * l, N / l, ...)`` → ``(B, N, ...)``."""
+    if area == 1:
+        return t
+    return t.reshape(t.shape[0] // area, t.shape[1] * area, *t.shape[2:])
+
+
+def _flash_problem(q: torch.Tensor) -> str | None:
+    """Why the flash-attn kernel cannot run on ``q``, or ``None`` when it can."""
+    if flash_attn_func is None:
+        return "the flash-attn package is not installed (pip install 'ultra-ext[flash]')"
+    if not q.is_cuda:
+        return "tensors are not on a CUDA device"
+    if torch.cuda.get_device_capability(q.device)[0] < 8:
+        return "it needs compute capability >= 8.0 (Ampere or newer)"
+    if q.dtype not in (torch.float16, torch.bfloat16) and not torch.is_autocast_enabled():
+        return "it needs fp16/bf16 inputs or autocast; fp32 without autocast"
+    if q.shape[-1] % 8 or q.shape[-1] > 256:
+        return f"head_dim {q.shape[-1]} is not a multiple of 8 up to 256"
+    return None
+
+
+def resolve_backend(requested: str | None, q: torch.Tensor) -> str:
+    """The backend that will actually run for ``q`` given a module's own setting (``None`` = process-wide).
+
+    Export (ONNX or tracing) always takes the explicit math path: it lowers to plain MatMul/Softmax that
+    every runtime understands.
+    """
+    if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return "math"
+    name = requested or get_attn_backend()
+    if name == "flash":
+        problem = _flash_problem(q)
+        if problem:
+            _warn_once(problem)
+            return "sdpa"
+    return name
+
+
+def _math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``softmax(q kᵀ / sqrt(d)) v`` on ``(B, N, h, d)``; materialises the ``(B, h, N, N)`` score tensor."""
+    q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, h, N, d)
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    return (scores.softmax(dim=-1) @ v).transpose(1, 2)
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, h, N, d): SDPA's layout
+    if q.is_cuda and torch.are_deterministic_algorithms_enabled():
+        # the fused CUDA kernels' backward is not deterministic; the math kernel is
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(SDPBackend.MATH):
+            return F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+    return F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+
+
+def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    dtype = q.dtype
+    if dtype not in (torch.float16, torch.bfloat16):  # fp32 under autocast: run in the autocast dtype
+        run_dtype = torch.get_autocast_dtype("cuda")
+        q, k, v = (t.to(run_dtype) for t in (q, k, v))
+    out = flash_attn_func(q, k, v, deterministic=torch.are_deterministic_algorithms_enabled())
+    return out.to(dtype)
+
+
+_KERNELS = {"math": _math, "sdpa": _sdpa, "flash": _flash}
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str | None = None) -> tuple[torch.Tensor, str]:
+    """Scaled dot-product attention over token-major inputs.
+
+    Args:
+        q, k, v: ``(B, N, heads, head_dim)`` each (``k``/``v`` may have another ``N``).
+        backend: ``"sdpa"``, ``"math"``, ``"flash"`` or ``None`` for the process-wide setting.
+
+    Returns:
+        ``(B, N, heads, head_dim)`` output and the name of the backend that ran.
+    """
+    name = resolve_backend(backend, q)
+    return _KERNELS[name](q, k, v), name
+
+
+def backend_report(model: torch.nn.Module) -> dict[str, str]:
+    """``{module path: backend}`` for every attention module in ``model``.
+
+    The value is the backend the last forward pass really used (``"flash→sdpa"``-style fallbacks show up as
+    ``"sdpa"``), or ``"<setting> (not run yet)"`` before the first forward.
+    """
+    report = {}
+    for name, m in model.named_modules():
+        if hasattr(m, "attn_backend"):
+            ran = getattr(m, "last_backend", None)
+            report[name] = ran or f"{m.attn_backend or get_attn_backend()} (not run yet)"
+    return report
+
+
+def check_backend_arg(name: str | None) -> str | None:
+    """Validate a module's ``attn_backend`` argument (``None`` allowed)."""
+    return validate_backend(name, allow_none=True)

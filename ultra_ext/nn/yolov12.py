@@ -1,0 +1,282 @@
+"""YOLOv12 (arXiv 2502.12524): area attention, ABlock and R-ELAN (A2C2f), v1.0 and turbo layouts.
+
+The v1.0 classes are state-dict compatible with stock Ultralytics ``AAttn``/``ABlock``/``A2C2f`` (same
+parameter names and shapes), so stock ``yolo12*`` weights load unchanged. What differs is the attention:
+one token-major area split shared by the SDPA (default), flash-attn and explicit math backends
+(:mod:`ultra_ext.nn.attention`), instead of a materialised ``(B, h, N, N)`` score matrix.
+
+The turbo layout (separate ``qk``/``v`` projections, 5×5 position perceiver on the ``v`` map) lives in its
+own classes; the two layouts are not weight-convertible.
+
+YAML rows (module names as registered: ``ultra_ext.A2C2f``, ``ultra_ext.A2C2fTurbo``)::
+
+    [-1, 4, ultra_ext.A2C2f, [c2, a2, area, residual, mlp_ratio, e, g, shortcut]]
+
+Scale-dependent values (L/X residual and MLP ratio) come from the YAML's ``scale_args`` tables, never from
+a special case in the parser.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from ultralytics.nn.modules.block import C3k
+from ultralytics.nn.modules.conv import Conv
+
+from .attention import AreaSplitError, attend, check_backend_arg, merge_areas, split_areas
+
+__all__ = [
+    "A2C2f",
+    "A2C2fTurbo",
+    "AreaAttention",
+    "AreaAttentionBlock",
+    "AreaAttentionBlockTurbo",
+    "AreaAttentionTurbo",
+]
+
+HEAD_DIM = 32  # YOLOv12 fixes the head width; heads = channels // 32
+
+
+def _check_heads(dim: int, num_heads: int) -> None:
+    if num_heads < 1 or dim % num_heads:
+        raise ValueError(f"attention width {dim} is not divisible into {num_heads} heads")
+
+
+def _to_map(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``(B, N, heads, head_dim)`` tokens → ``(B, heads*head_dim, H, W)`` map (channel = head*d + j)."""
+    b, n = t.shape[:2]
+    return t.reshape(b, n, -1).transpose(1, 2).reshape(b, -1, h, w)
+
+
+class AreaAttention(nn.Module):
+    """Area attention, v1.0 layout (stock-compatible ``qkv``/``proj``/``pe``).
+
+    Args:
+        dim: channels ``C`` of the input and output.
+        num_heads: heads ``h``; ``C % h == 0``.
+        area: areas ``l`` the row-major token list is cut into; tokens attend only inside their area.
+        backend: ``"sdpa"``, ``"math"``, ``"flash"`` or ``None`` (follow the process setting).
+
+    Shapes: ``(B, C, H, W)`` → ``(B, C, H, W)``; ``H*W % area == 0``.
+
+    Attributes:
+        qkv (Conv): 1×1 conv + BN to ``3C``, per-head interleaved ``[q_j | k_j | v_j]`` blocks of ``3d``.
+        proj (Conv): 1×1 conv + BN output projection.
+        pe (Conv): 7×7 depthwise conv + BN on the value map (the position perceiver), over the whole map.
+        attn_backend (str | None): this module's backend override.
+        last_backend (str | None): the backend the last forward pass used.
+
+    Example:
+        >>> m = AreaAttention(64, 2, area=4)
+        >>> m(torch.randn(1, 64, 8, 8)).shape
+        torch.Size([1, 64, 8, 8])
+    """
+
+    def __init__(self, dim: int, num_heads: int, area: int = 1, backend: str | None = None):
+        super().__init__()
+        _check_heads(dim, num_heads)
+        if area < 1:
+            raise ValueError(f"area must be >= 1, got {area}")
+        self.area = area
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.attn_backend = check_backend_arg(backend)
+        self.last_backend = None
+        self.qkv = Conv(dim, 3 * dim, 1, act=False)
+        self.proj = Conv(dim, dim, 1, act=False)
+        self.pe = Conv(dim, dim, 7, 1, 3, g=dim, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        tokens = self.qkv(x).flatten(2).transpose(1, 2)  # (B, N, 3C), row-major tokens
+        tokens = tokens.reshape(b, h * w, self.num_heads, 3 * self.head_dim)  # (B, N, h, 3d)
+        q, k, v = split_areas(tokens, self.area).split(self.head_dim, dim=-1)  # (B·l, N/l, h, d) each
+        out, self.last_backend = attend(q, k, v, self.attn_backend)
+        out = _to_map(merge_areas(out, self.area), h, w)
+        v_map = _to_map(tokens[..., 2 * self.head_dim :], h, w)  # v before the split: same values
+        return self.proj(out + self.pe(v_map))
+
+
+class AreaAttentionTurbo(nn.Module):
+    """Area attention, turbo layout: ``qk`` and ``v`` projections, 5×5 position perceiver on the v map.
+
+    Args:
+        dim: channels ``C``. num_heads: heads ``h``. area: areas ``l``. backend: see :class:`AreaAttention`.
+
+    Shapes: ``(B, C, H, W)`` → ``(B, C, H, W)``.
+
+    Attributes:
+        qk (Conv): 1×1 conv + BN to ``2C``: q = channels ``[0, C)``, k = ``[C, 2C)``, each head-major.
+        v (Conv): 1×1 conv + BN, head-major values.
+        proj (Conv): 1×1 conv + BN. pe (Conv): 5×5 depthwise conv + BN applied to the ``v`` map.
+
+    Example:
+        >>> AreaAttentionTurbo(64, 2, area=4)(torch.randn(2, 64, 8, 8)).shape
+        torch.Size([2, 64, 8, 8])
+    """
+
+    def __init__(self, dim: int, num_heads: int, area: int = 1, backend: str | None = None):
+        super().__init__()
+        _check_heads(dim, num_heads)
+        if area < 1:
+            raise ValueError(f"area must be >= 1, got {area}")
+        self.area = area
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.attn_backend = check_backend_arg(backend)
+        self.last_backend = None
+        self.qk = Conv(dim, 2 * dim, 1, act=False)
+        self.v = Conv(dim, dim, 1, act=False)
+        self.proj = Conv(dim, dim, 1, act=False)
+        self.pe = Conv(dim, dim, 5, 1, 2, g=dim, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        qk = self.qk(x).flatten(2).transpose(1, 2).reshape(b, h * w, 2, self.num_heads, self.head_dim)
+        v_map = self.v(x)
+        v = v_map.flatten(2).transpose(1, 2).reshape(b, h * w, self.num_heads, self.head_dim)
+        qk, v = split_areas(qk, self.area), split_areas(v, self.area)  # token-major split for both
+        out, self.last_backend = attend(qk[:, :, 0], qk[:, :, 1], v, self.attn_backend)
+        return self.proj(_to_map(merge_areas(out, self.area), h, w) + self.pe(v_map))
+
+
+class AreaAttentionBlock(nn.Module):
+    """ABlock: ``x + attn(x)`` then ``x + mlp(x)``; no norm layers (Conv+BN instead of Linear+LN).
+
+    Args:
+        dim: channels. num_heads: attention heads. mlp_ratio: MLP hidden width / dim. area: attention areas.
+
+    Shapes: ``(B, dim, H, W)`` → ``(B, dim, H, W)``.
+
+    Attributes:
+        attn (AreaAttention): area attention. mlp (nn.Sequential): 1×1 Conv+BN+SiLU → 1×1 Conv+BN.
+
+    Example:
+        >>> AreaAttentionBlock(64, 2, 2.0, area=1)(torch.randn(1, 64, 4, 4)).shape
+        torch.Size([1, 64, 4, 4])
+    """
+
+    attention_cls = AreaAttention
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 1.2, area: int = 1):
+        super().__init__()
+        self.attn = self.attention_cls(dim, num_heads, area)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(Conv(dim, hidden, 1), Conv(hidden, dim, 1, act=False))
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Conv2d):  # the published init: truncated normal, std 0.02
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(x)
+        return x + self.mlp(x)
+
+
+class AreaAttentionBlockTurbo(AreaAttentionBlock):
+    """ABlock with the turbo attention layout (:class:`AreaAttentionTurbo`)."""
+
+    attention_cls = AreaAttentionTurbo
+
+
+class A2C2f(nn.Module):
+    """R-ELAN (A2C2f), v1.0 layout: one transition conv, ELAN-chained units, optional scaled residual.
+
+    Args:
+        c1: input channels. c2: output channels.
+        n: units; each unit is two ABlocks (``a2``) or one ``C3k`` (neck rows, ``a2=False``).
+        a2: use area attention. area: attention areas. residual: add ``x + gamma * out`` (needs c1 == c2).
+        mlp_ratio: ABlock MLP ratio. e: hidden width ``c_ = int(c2 * e)``, a multiple of 32.
+        g: C3k groups. shortcut: C3k shortcuts.
+
+    Shapes: ``(B, c1, H, W)`` → ``(B, c2, H, W)``.
+
+    Attributes:
+        cv1 (Conv): ``c1 → c_`` 1×1. m (nn.ModuleList): the units. cv2 (Conv): ``(1+n)·c_ → c2`` 1×1.
+        gamma (nn.Parameter | None): per-channel residual scale, initialised to 0.01 (only ``a2 and residual``).
+
+    Example:
+        >>> A2C2f(64, 128, n=1, a2=True, area=4)(torch.randn(1, 64, 8, 8)).shape
+        torch.Size([1, 128, 8, 8])
+    """
+
+    block_cls = AreaAttentionBlock
+
+    def __init__(
+        self,
+        c1: int,
+        c2: int,
+        n: int = 1,
+        a2: bool = True,
+        area: int = 1,
+        residual: bool = False,
+        mlp_ratio: float = 2.0,
+        e: float = 0.5,
+        g: int = 1,
+        shortcut: bool = True,
+    ):
+        super().__init__()
+        c_ = int(c2 * e)
+        if c_ % HEAD_DIM:
+            raise ValueError(f"A2C2f hidden width int(c2*e) = int({c2}*{e}) = {c_} is not a multiple of {HEAD_DIM}")
+        if a2 and residual and c1 != c2:
+            raise ValueError(f"A2C2f residual needs c1 == c2, got c1={c1}, c2={c2}")
+        self.cv1 = Conv(c1, c_, 1, 1)
+        self.cv2 = Conv((1 + n) * c_, c2, 1)
+        self.gamma = nn.Parameter(0.01 * torch.ones(c2)) if a2 and residual else None
+        self.m = nn.ModuleList(
+            nn.Sequential(*(self.block_cls(c_, c_ // HEAD_DIM, mlp_ratio, area) for _ in range(2)))
+            if a2
+            else C3k(c_, c_, 2, shortcut, g)
+            for _ in range(n)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            y = [self.cv1(x)]
+            y.extend(unit(y[-1]) for unit in self.m)
+        except AreaSplitError as e:  # name the YAML layer: the split is only checkable once H×W is known
+            raise AreaSplitError(f"layer {getattr(self, 'i', '?')} ({type(self).__name__}), map {tuple(x.shape[2:])}: {e}") from None
+        out = self.cv2(torch.cat(y, 1))
+        return out if self.gamma is None else x + self.gamma.view(1, -1, 1, 1) * out
+
+    @classmethod
+    def ul_parse(cls, ctx) -> dict:
+        """YAML args ``[c2, a2=True, area=1, residual=False, mlp_ratio=2.0, e=0.5, g=1, shortcut=True]``;
+        ``c2`` is width-scaled with the stock formula and the row's repeats become ``n``."""
+        ctx.check_arity(8, "[c2, a2, area, residual, mlp_ratio, e, g, shortcut]")
+        c1 = ctx.c_in_single()
+        c2 = ctx.width(ctx.arg(0, "c2", int, check=(lambda v: v > 0, "must be positive")))
+        a2 = ctx.arg(1, "a2", bool, True)
+        area = ctx.arg(2, "area", int, 1)
+        residual = ctx.arg(3, "residual", bool, False)
+        mlp_ratio = ctx.arg(4, "mlp_ratio", float, 2.0, check=(lambda v: v > 0, "must be positive"))
+        e = ctx.arg(5, "e", float, 0.5, check=(lambda v: 0 < v <= 4, "must be in (0, 4]"))
+        g = ctx.arg(6, "g", int, 1, check=(lambda v: v >= 1, "must be >= 1"))
+        shortcut = ctx.arg(7, "shortcut", bool, True)
+        if ctx.n < 1:
+            raise ctx.error(f"repeats must be >= 1, got {ctx.n}")
+        if a2 and area < 1:
+            raise ctx.error(f"area must be >= 1 when a2 is on, got {area}")
+        hidden = int(c2 * e)
+        if hidden % HEAD_DIM:
+            raise ctx.error(
+                f"hidden width int(c2*e) = int({c2}*{e}) = {hidden} is not a multiple of {HEAD_DIM} "
+                f"(head_dim {HEAD_DIM}; c2 {c2} is the YAML's {ctx.args[0]} at width {ctx.width_multiple})"
+            )
+        if not a2 and hidden % g:
+            raise ctx.error(f"hidden width {hidden} is not divisible into g={g} groups")
+        if a2 and residual and c1 != c2:
+            raise ctx.error(f"residual needs input channels == output channels, got {c1} != {c2}")
+        args = [c1, c2, ctx.n, a2, area, residual, mlp_ratio, e, g, shortcut]
+        return {"args": args, "c2": c2, "n": 1, "legacy": False}
+
+
+class A2C2fTurbo(A2C2f):
+    """R-ELAN with turbo-layout area attention (:class:`AreaAttentionBlockTurbo`); arguments as :class:`A2C2f`."""
+
+    block_cls = AreaAttentionBlockTurbo

@@ -1,0 +1,96 @@
+"""Honest cost reports: parameters and GFLOPs in both conventions, fused and unfused.
+
+* **conv-only** — thop with functional counting off: convolutions and linear layers only. Published YOLOv12,
+  PST and Gold-YOLO figures use this convention on the **fused** model (Conv+BN folded, RepVGG merged).
+* **with attention** — thop's functional counting on: adds the attention matmuls (``q kᵀ`` and ``· v``,
+  ``4·N²·C/area`` FLOPs per area-attention layer, softmax not counted). This is what the model really costs;
+  Ultralytics' ``model.info()`` reports this figure (unfused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from copy import deepcopy
+from dataclasses import asdict, dataclass
+
+import torch
+
+__all__ = ["Cost", "format_costs", "model_cost"]
+
+
+@dataclass
+class Cost:
+    """Cost of one model at one input size (GFLOPs = 2 × GMACs, batch 1)."""
+
+    name: str
+    imgsz: int
+    params: int  # training-time (unfused) parameters
+    params_fused: int  # deployed parameters after model.fuse()
+    gflops_conv: float  # unfused, conv-only
+    gflops_conv_fused: float  # fused, conv-only: the papers' convention
+    gflops_attn: float  # unfused, including attention matmuls
+    gflops_attn_fused: float  # fused, including attention matmuls: the honest deployed figure
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def _function_counting(enabled: bool):
+    """Switch thop's counting of functional products (matmul, SDPA) on or off for the duration."""
+    import importlib
+
+    tp = importlib.import_module("thop.profile")  # the module: `thop.profile` the attribute is the function
+    previous = tp._COUNTS_FUNCTIONS
+    tp._COUNTS_FUNCTIONS = enabled and previous  # never claim counting a torch that cannot do it
+    try:
+        yield
+    finally:
+        tp._COUNTS_FUNCTIONS = previous
+
+
+def _gflops(model: torch.nn.Module, imgsz: int, with_attention: bool) -> float:
+    from ultralytics.utils.torch_utils import get_flops
+
+    with _function_counting(with_attention):
+        g = get_flops(model, imgsz)
+    if not g:
+        raise RuntimeError(f"thop could not profile {type(model).__name__} at imgsz={imgsz}")
+    return g
+
+
+def model_cost(model: torch.nn.Module, imgsz: int = 640, name: str = "") -> Cost:
+    """Measure ``model`` (an Ultralytics ``DetectionModel`` or any model with ``fuse()``) at ``imgsz``.
+
+    The model is not modified: fusion runs on a copy.
+    """
+    model = model.float().cpu()
+    fused = deepcopy(model)
+    if hasattr(fused, "fuse"):
+        fused = fused.fuse(verbose=False) if "verbose" in fused.fuse.__code__.co_varnames else fused.fuse()
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    return Cost(
+        name=name or getattr(model, "yaml", {}).get("yaml_file", type(model).__name__),
+        imgsz=imgsz,
+        params=count(model),
+        params_fused=count(fused),
+        gflops_conv=_gflops(model, imgsz, False),
+        gflops_conv_fused=_gflops(fused, imgsz, False),
+        gflops_attn=_gflops(model, imgsz, True),
+        gflops_attn_fused=_gflops(fused, imgsz, True),
+    )
+
+
+def format_costs(costs: list[Cost]) -> str:
+    """A plain-text table of :class:`Cost` rows."""
+    head = (
+        f"{'model':<24}{'imgsz':>6}{'params':>13}{'fused params':>14}"
+        f"{'GFLOPs conv':>13}{'fused conv':>12}{'GFLOPs +attn':>14}{'fused +attn':>13}"
+    )
+    lines = [head, "-" * len(head)]
+    for c in costs:
+        lines.append(
+            f"{c.name:<24}{c.imgsz:>6}{c.params:>13,}{c.params_fused:>14,}"
+            f"{c.gflops_conv:>13.2f}{c.gflops_conv_fused:>12.2f}{c.gflops_attn:>14.2f}{c.gflops_attn_fused:>13.2f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,24 @@
+# Source me: creates/updates ./.venv with ultra-ext installed, and sets up offline-safe Ultralytics settings.
+#   ULTRA_EXT_VENV   where the environment lives (default: <repo>/.venv)
+#   YOLO_CONFIG_DIR  Ultralytics' settings dir (default here: <repo>/.yolo-config, so runs never touch ~/.config)
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ULTRA_EXT_VENV:-$REPO/.venv}"
+PY="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[ultra_ext] creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+echo "[ultra_ext] installing ultra-ext[dev] into $VENV (pinned: .ci/constraints.txt)"
+# Not editable on purpose: only a wheel install carries the startup hook (ultra_ext_hook.pth).
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$REPO/.ci/constraints.txt" "$REPO[dev]"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$REPO"
+export PATH="$VENV/bin:$PATH"
+export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=0  # no DNS probes, analytics or run-time pip installs
+export YOLO_CONFIG_DIR="${YOLO_CONFIG_DIR:-$REPO/.yolo-config}"
+# Ultralytics fetches Arial.ttf for plot labels unless its config dir has one; matplotlib ships a free TTF.
+FONT_DIR="$YOLO_CONFIG_DIR/Ultralytics"
+mkdir -p "$FONT_DIR"
+FONT="$("$VENV/bin/python" -c 'import matplotlib, pathlib; print(pathlib.Path(matplotlib.get_data_path(), "fonts/ttf/DejaVuSans.ttf"))')"
+for name in Arial.ttf Arial.Unicode.ttf; do [ -f "$FONT_DIR/$name" ] || cp "$FONT" "$FONT_DIR/$name"; done
+set +eu +o pipefail

@@ -1,0 +1,133 @@
+"""``ultra-ext`` command line: helpers around the stock ``yolo`` command.
+
+    ultra-ext yolo train model=yolov12n.yaml data=...   the stock CLI with ultra_ext imported first (use this
+                                                        where the startup hook is not installed, e.g. editable
+                                                        installs or ULTRA_EXT_DISABLE=1 environments)
+    ultra-ext install-hook [--uninstall]                write the startup hook into this environment's site-packages
+    ultra-ext cost yolov12n.yaml yolo12n.yaml [--imgsz 640]   parameters and GFLOPs, both conventions
+    ultra-ext upgrade yolo12n.pt yolo12n-ultra.pt       swap stock YOLO12 attention for ours in a checkpoint
+    ultra-ext models                                    list the model YAMLs ultra_ext ships
+    ultra-ext backends                                  which attention backends can run here
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import sysconfig
+from pathlib import Path
+
+_HOOK_FILES = ("ultra_ext_hook.pth", "ultra_ext_bootstrap.py")
+
+
+def _yolo(argv: list[str]) -> int:
+    import ultra_ext  # noqa: F401  (activates before the stock entrypoint parses anything)
+    from ultralytics.cfg import entrypoint
+
+    sys.argv = ["yolo", *argv]
+    entrypoint()
+    return 0
+
+
+def _install_hook(uninstall: bool) -> int:
+    site = Path(sysconfig.get_paths()["purelib"])
+    src = Path(__file__).resolve().parents[1]  # the source tree of an editable install
+    for name in _HOOK_FILES:
+        target = site / name
+        if uninstall:
+            target.unlink(missing_ok=True)
+            print(f"removed {target}")
+        elif not target.exists():
+            origin = src / name
+            if not origin.exists():
+                print(f"error: {origin} not found; reinstall ultra-ext from a wheel instead", file=sys.stderr)
+                return 1
+            target.write_text(origin.read_text())
+            print(f"wrote {target}")
+        else:
+            print(f"exists {target}")
+    return 0
+
+
+def _cost(models: list[str], imgsz: int) -> int:
+    import ultra_ext  # noqa: F401
+    from ultralytics import YOLO
+
+    from .utils.cost import format_costs, model_cost
+
+    rows = [model_cost(YOLO(m).model, imgsz, name=Path(m).name) for m in models]
+    print(format_costs(rows))
+    print("conv: convolutions only (the papers' convention); +attn: including attention matmuls; fused: Conv+BN folded")
+    return 0
+
+
+def _upgrade(src: str, dst: str) -> int:
+    import ultra_ext  # noqa: F401
+
+    from .utils.convert import upgrade_yolo12_checkpoint
+
+    print(f"upgraded {upgrade_yolo12_checkpoint(src, dst)} modules: {src} → {dst}")
+    return 0
+
+
+def _models() -> int:
+    from .integration.resolve import YAML_DIRS, model_yaml_names
+
+    from ultralytics.utils import YAML
+
+    for name in model_yaml_names():
+        path = next(d / name for d in YAML_DIRS if (d / name).exists())
+        scales = ", ".join((YAML.load(path) or {}).get("scales") or {})
+        print(f"{name:<28} scales: {scales}")
+    return 0
+
+
+def _backends() -> int:
+    import torch
+
+    from .nn import attention, get_attn_backend
+
+    print(f"process default: {get_attn_backend()}  (ULTRA_EXT_ATTN=sdpa|math|flash)")
+    print("sdpa : available (torch.nn.functional.scaled_dot_product_attention)")
+    print("math : available (explicit softmax(q k^T) v; used for export)")
+    if attention.flash_attn_func is None:
+        print("flash: not installed (pip install 'ultra-ext[flash]' on a CUDA machine)")
+    elif not torch.cuda.is_available():
+        print("flash: installed, but no CUDA device")
+    else:
+        cap = torch.cuda.get_device_capability()
+        print(f"flash: installed; GPU capability {cap[0]}.{cap[1]} ({'usable' if cap[0] >= 8 else 'needs >= 8.0'})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["yolo"]:  # everything after `yolo` belongs to the stock CLI
+        return _yolo(argv[1:])
+    parser = argparse.ArgumentParser(prog="ultra-ext", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("yolo", help="run the stock yolo CLI with ultra_ext active")
+    hook = sub.add_parser("install-hook", help="install the startup hook into this environment")
+    hook.add_argument("--uninstall", action="store_true")
+    cost = sub.add_parser("cost", help="parameters and GFLOPs of model YAMLs or checkpoints")
+    cost.add_argument("models", nargs="+")
+    cost.add_argument("--imgsz", type=int, default=640)
+    up = sub.add_parser("upgrade", help="upgrade a stock YOLO12 checkpoint to ultra_ext attention")
+    up.add_argument("src")
+    up.add_argument("dst")
+    sub.add_parser("models", help="list shipped model YAMLs")
+    sub.add_parser("backends", help="attention backends available here")
+    args = parser.parse_args(argv)
+    if args.command == "install-hook":
+        return _install_hook(args.uninstall)
+    if args.command == "cost":
+        return _cost(args.models, args.imgsz)
+    if args.command == "upgrade":
+        return _upgrade(args.src, args.dst)
+    if args.command == "models":
+        return _models()
+    return _backends()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

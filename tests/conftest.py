@@ -31,7 +31,3 @@ def _place_font() -> None:
 
 
 _place_font()
-
-import torch  # noqa: E402
-
-torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -42,7 +42,7 @@ def model_classes() -> list[type]:
 
 def yaml_classes() -> list[type]:
     """The classes a model YAML can name (they implement ``ul_parse``)."""
-    return [c for c in model_classes() if "ul_parse" in vars(c) or any("ul_parse" in vars(b) for b in c.__mro__[1:] if b.__module__.startswith("ultra_ext."))]
+    return [c for c in model_classes() if hasattr(c, "ul_parse")]
 
 
 def register_names(namespace: dict) -> dict[str, type]:

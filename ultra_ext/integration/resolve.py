@@ -1,7 +1,7 @@
 """Finding model YAMLs by name, from any working directory, and reading the scale from the name.
 
-Stock lookup always runs first. Ours then tries, in the given path's folder and in every registered YAML
-folder (ours: ``ultra_ext/cfg/models``), these candidates for a name such as ``goldyolo-n.yaml``:
+Stock lookup always runs first. Ours then tries, in the given path's folder (the working directory for a bare
+name) and in every registered YAML folder (ours: ``ultra_ext/cfg/models``), these candidates for a name such as ``goldyolo-n.yaml``:
 
 1. the name itself;
 2. the stock "unified" name (``yolov12n-turbo.yaml`` → ``yolov12-turbo.yaml``);
@@ -43,8 +43,11 @@ def _scales_of(path: Path) -> tuple[str, ...]:
     return tuple(scales)
 
 
-def _in_dirs(name: str, dirs: list[Path]) -> Path | None:
-    for d in dirs:
+def _in_dirs(name: str, here: Path) -> Path | None:
+    """``name`` in the caller's folder ``here`` (not searched below: it may be $HOME), then in our YAML folders."""
+    if (here / name).is_file():
+        return here / name
+    for d in YAML_DIRS:
         hits = [d / name] if (d / name).is_file() else sorted(d.rglob(name))
         if hits:
             return hits[0]
@@ -65,20 +68,19 @@ def find_model_yaml(file: str | Path) -> tuple[Path, str] | None:
     p = Path(str(file))
     if p.suffix not in _SUFFIXES:
         return None
-    dirs = ([p.parent] if str(p.parent) not in ("", ".") and p.parent.is_dir() else []) + YAML_DIRS
     if p.is_file():
         hit = p
     else:
-        hit = _in_dirs(p.name, dirs)
+        hit = _in_dirs(p.name, p.parent)
         if hit is None:
             unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", p.stem) + p.suffix
-            hit = _in_dirs(unified, dirs) if unified != p.name else None
+            hit = _in_dirs(unified, p.parent) if unified != p.name else None
     if hit is not None:
         split = _split_scale(p.stem)
         return hit, (split[1] if split and split[1] in _scales_of(hit) else "")
     split = _split_scale(p.stem)
     if split:
-        base = _in_dirs(split[0] + p.suffix, dirs)
+        base = _in_dirs(split[0] + p.suffix, p.parent)
         if base is not None:
             scales = _scales_of(base)
             if split[1] in scales:

@@ -1,0 +1,86 @@
+"""Small helpers shared by the end-to-end tests: a synthetic detection dataset and subprocess plumbing.
+
+Imported as ``from helpers import ...`` (pytest's rootdir-relative ``sys.path`` insertion covers ``tests/``; the
+files under ``tests/integration/`` add ``tests/`` themselves).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+YOLO_CLI = Path(sys.executable).parent / "yolo"  # the stock Ultralytics console script of this environment
+NAMES = ("box", "bar")
+
+
+def _draw(rng: np.random.Generator, imgsz: int, n_boxes: int, nc: int) -> tuple[np.ndarray, list[str]]:
+    """One image (imgsz, imgsz, 3) uint8 with filled rectangles on a noisy background, and its YOLO label rows."""
+    img = rng.integers(0, 60, size=(imgsz, imgsz, 3), dtype=np.uint8)
+    rows = []
+    for _ in range(n_boxes):
+        cls = int(rng.integers(0, nc))
+        w, h = (int(v) for v in rng.integers(imgsz // 6, imgsz // 2, size=2))
+        if cls == 1:  # class 1 is a wide bar, so the two classes differ in shape as well as colour
+            h = max(4, h // 3)
+        x0, y0 = int(rng.integers(0, imgsz - w)), int(rng.integers(0, imgsz - h))
+        img[y0 : y0 + h, x0 : x0 + w] = (230, 40, 40) if cls == 0 else (40, 200, 230)
+        rows.append(f"{cls} {(x0 + w / 2) / imgsz:.6f} {(y0 + h / 2) / imgsz:.6f} {w / imgsz:.6f} {h / imgsz:.6f}")
+    return img, rows
+
+
+def make_image(path: str | Path, imgsz: int = 64, seed: int = 0) -> Path:
+    """Write one synthetic JPEG (no label) and return its path; used as a ``predict`` source."""
+    from PIL import Image
+
+    img, _ = _draw(np.random.default_rng(seed), imgsz, 2, len(NAMES))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path, quality=95)
+    return path
+
+
+def make_tiny_dataset(root: str | Path, n_train: int = 8, n_val: int = 4, imgsz: int = 64, nc: int = 2) -> Path:
+    """Write a YOLO-format detection dataset of filled rectangles under ``root``; return its ``data.yaml``.
+
+    Layout: ``images/{train,val}/*.jpg`` + ``labels/{train,val}/*.txt`` (``cls cx cy w h``, normalised), 1-3 boxes
+    per image, ``nc`` (1 or 2) classes. Deterministic (fixed seed).
+    """
+    from PIL import Image
+
+    assert 1 <= nc <= len(NAMES)
+    root = Path(root)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img, rows = _draw(rng, imgsz, int(rng.integers(1, 4)), nc)
+            Image.fromarray(img).save(root / "images" / split / f"{i:03d}.jpg", quality=95)
+            (root / "labels" / split / f"{i:03d}.txt").write_text("\n".join(rows) + "\n")
+    names = "\n".join(f"  {i}: {NAMES[i]}" for i in range(nc))
+    data = root / "data.yaml"
+    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n{names}\n")
+    return data
+
+
+def run(cmd: list[str], cwd: str | Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``cmd`` with the test environment (plus ``env``), capture text output, never raise on failure."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_python(
+    code: str, args: list[str] = (), cwd: str | Path = ".", env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run ``code`` (``python -c code *args``) in a fresh interpreter of this environment; ``sys.argv[1:] == args``."""
+    return run([sys.executable, "-c", code, *args], cwd=cwd, env=env, timeout=timeout)
+
+
+def describe(proc: subprocess.CompletedProcess) -> str:
+    """Exit code and output tails of a finished subprocess, for assertion messages."""
+    return f"rc={proc.returncode}\n--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}"

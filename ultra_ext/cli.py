@@ -24,7 +24,7 @@ def _yolo(argv: list[str]) -> int:
     import ultra_ext  # noqa: F401  (activates before the stock entrypoint parses anything)
     from ultralytics.cfg import entrypoint
 
-    sys.argv = ["yolo", *argv]
+    sys.argv[:] = ["yolo", *argv]  # in place: Ultralytics bound its ARGV to this very list at import
     entrypoint()
     return 0
 

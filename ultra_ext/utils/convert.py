@@ -48,7 +48,9 @@ def upgrade_yolo12(model: nn.Module) -> int:
     """
     from ..nn.yolov12 import AreaAttention
 
-    net = getattr(model, "model", model)  # YOLO wrapper → DetectionModel
+    from ultralytics.engine.model import Model
+
+    net = model.model if isinstance(model, Model) else model  # YOLO wrapper → DetectionModel
     mapping = _class_map()
     count = 0
     for m in net.modules():

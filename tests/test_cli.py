@@ -1,0 +1,52 @@
+"""The ``ultra-ext`` console script (installed next to the interpreter)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ULTRA_EXT = Path(sys.executable).parent / "ultra-ext"
+
+
+def _run(*args, cwd):
+    if not ULTRA_EXT.is_file():
+        pytest.skip("ultra-ext console script not installed next to this interpreter")
+    return subprocess.run([str(ULTRA_EXT), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_models_lists_every_shipped_yaml(tmp_path):
+    proc = _run("models", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("yolov12.yaml", "yolov12-turbo.yaml", "yolov12-seg.yaml", "yolov12-cls.yaml"):
+        assert name in proc.stdout
+    assert "scales: n, s, m, l, x" in proc.stdout
+
+
+def test_cost_prints_both_conventions(tmp_path):
+    proc = _run("cost", "yolov12n.yaml", "--imgsz", "640", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("yolov12n.yaml"))
+    # params, fused params, conv GFLOPs unfused/fused, +attention unfused/fused (spec §9: 2,590,824 / 6.49 / 7.63)
+    assert row.split()[1:] == ["640", "2,602,288", "2,590,824", "6.65", "6.49", "7.63", "7.47"]
+
+
+def test_backends_reports_flash_state(tmp_path):
+    proc = _run("backends", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "process default: sdpa" in proc.stdout and "flash:" in proc.stdout
+
+
+def test_yolo_passthrough_runs_stock_cli_with_ultra_ext(tmp_path):
+    """`ultra-ext yolo ...` works where the startup hook is off (e.g. editable installs)."""
+    import os
+
+    env = {**os.environ, "ULTRA_EXT_DISABLE": "1"}
+    proc = subprocess.run(
+        [str(ULTRA_EXT), "yolo", "export", "model=yolov12n.yaml", "format=torchscript", "imgsz=64"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert list(tmp_path.glob("**/*.torchscript")), proc.stdout

@@ -17,6 +17,9 @@ os.environ.update(
     YOLO_AUTOINSTALL="0",  # never pip-install at run time
     YOLO_CONFIG_DIR=str(_CONFIG_DIR),
 )
+# One torch thread in the tests and every subprocess (Ultralytics does the same on a 2-core machine): two threads
+# per process thrash as soon as a second process (a CLI subprocess, a benchmark) shares the two cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _place_font() -> None:

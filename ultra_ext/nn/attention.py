@@ -82,7 +82,7 @@ def resolve_backend(requested: str | None, q: torch.Tensor) -> str:
     """
     if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing() or torch.jit.is_scripting():
         return "math"
-    name = requested or get_attn_backend()
+    name = validate_backend(requested) if requested is not None else get_attn_backend()  # a module attr may be anything
     if name == "flash":
         problem = _flash_problem(q)
         if problem:
@@ -99,7 +99,9 @@ def _math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, h, N, d): SDPA's layout
+    # (B, h, N, d): SDPA's layout. The fused kernels (CPU flash included) need a unit stride on d; without it
+    # SDPA silently takes its math kernel, which is slower and stores the (B, h, N, N) matrix for backward.
+    q, k, v = (t.transpose(1, 2) if t.stride(-1) == 1 else t.transpose(1, 2).contiguous() for t in (q, k, v))
     if q.is_cuda and torch.are_deterministic_algorithms_enabled():
         # the fused CUDA kernels' backward is not deterministic; the math kernel is
         from torch.nn.attention import SDPBackend, sdpa_kernel

@@ -70,11 +70,7 @@ def randomize(module: torch.nn.Module, seed: int, attn_gain: float = 1.0) -> tor
                 gain = attn_gain if name.endswith(("qkv.conv", "qk.conv")) else 1.0
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) * gain / math.sqrt(m.weight[0].numel()))
             elif isinstance(m, torch.nn.BatchNorm2d):
-                k = m.num_features
-                m.weight.copy_(torch.rand(k, generator=g) * 0.5 + 0.75)
-                m.bias.copy_(torch.randn(k, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(k, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(k, generator=g) + 0.5)
+                _randomize_bn(m, g)
             if isinstance(getattr(m, "gamma", None), torch.nn.Parameter):
                 m.gamma.copy_(torch.rand(m.gamma.shape, generator=g) * 0.5 + 0.5)
     return module.eval()
@@ -86,12 +82,17 @@ def nudge(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
-                k = m.num_features
-                m.weight.copy_(torch.rand(k, generator=g) * 0.5 + 0.75)
-                m.bias.copy_(torch.randn(k, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(k, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(k, generator=g) + 0.5)
+                _randomize_bn(m, g)
     return model.eval()
+
+
+def _randomize_bn(m: torch.nn.BatchNorm2d, g: torch.Generator) -> None:
+    """Affine and running statistics away from the identity, so BN is not a no-op in eval mode."""
+    k = m.num_features
+    m.weight.copy_(torch.rand(k, generator=g) * 0.5 + 0.75)
+    m.bias.copy_(torch.randn(k, generator=g) * 0.1)
+    m.running_mean.copy_(torch.randn(k, generator=g) * 0.1)
+    m.running_var.copy_(torch.rand(k, generator=g) + 0.5)
 
 
 def shapes(sd: dict) -> list[tuple[str, tuple]]:

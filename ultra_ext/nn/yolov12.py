@@ -37,11 +37,6 @@ __all__ = [
 HEAD_DIM = 32  # YOLOv12 fixes the head width; heads = channels // 32
 
 
-def _check_heads(dim: int, num_heads: int) -> None:
-    if num_heads < 1 or dim % num_heads:
-        raise ValueError(f"attention width {dim} is not divisible into {num_heads} heads")
-
-
 def _tokens(t: torch.Tensor, backend: str) -> torch.Tensor:
     """Channel-major ``(B, ..., N)`` conv output → token-major ``(B, N, ...)``, copied only where it pays.
 
@@ -59,7 +54,23 @@ def _to_map(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return t.reshape(b, n, -1).transpose(1, 2).reshape(b, -1, h, w)
 
 
-class AreaAttention(nn.Module):
+class _AreaAttentionBase(nn.Module):
+    """What both attention layouts share: head split, area count and the backend switch (no parameters)."""
+
+    def __init__(self, dim: int, num_heads: int, area: int, backend: str | None):
+        super().__init__()
+        if num_heads < 1 or dim % num_heads:
+            raise ValueError(f"attention width {dim} is not divisible into {num_heads} heads")
+        if area < 1:
+            raise ValueError(f"area must be >= 1, got {area}")
+        self.area = area
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.attn_backend = check_backend_arg(backend)
+        self.last_backend = None
+
+
+class AreaAttention(_AreaAttentionBase):
     """Area attention, v1.0 layout (stock-compatible ``qkv``/``proj``/``pe``).
 
     Args:
@@ -84,15 +95,7 @@ class AreaAttention(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, area: int = 1, backend: str | None = None):
-        super().__init__()
-        _check_heads(dim, num_heads)
-        if area < 1:
-            raise ValueError(f"area must be >= 1, got {area}")
-        self.area = area
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.attn_backend = check_backend_arg(backend)
-        self.last_backend = None
+        super().__init__(dim, num_heads, area, backend)
         self.qkv = Conv(dim, 3 * dim, 1, act=False)
         self.proj = Conv(dim, dim, 1, act=False)
         self.pe = Conv(dim, dim, 7, 1, 3, g=dim, act=False)
@@ -109,7 +112,7 @@ class AreaAttention(nn.Module):
         return self.proj(out + self.pe(v_map))
 
 
-class AreaAttentionTurbo(nn.Module):
+class AreaAttentionTurbo(_AreaAttentionBase):
     """Area attention, turbo layout: ``qk`` and ``v`` projections, 5×5 position perceiver on the v map.
 
     Args:
@@ -128,15 +131,7 @@ class AreaAttentionTurbo(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, area: int = 1, backend: str | None = None):
-        super().__init__()
-        _check_heads(dim, num_heads)
-        if area < 1:
-            raise ValueError(f"area must be >= 1, got {area}")
-        self.area = area
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.attn_backend = check_backend_arg(backend)
-        self.last_backend = None
+        super().__init__(dim, num_heads, area, backend)
         self.qk = Conv(dim, 2 * dim, 1, act=False)
         self.v = Conv(dim, dim, 1, act=False)
         self.proj = Conv(dim, dim, 1, act=False)

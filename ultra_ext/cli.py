@@ -71,14 +71,11 @@ def _upgrade(src: str, dst: str) -> int:
 
 
 def _models() -> int:
-    from .integration.resolve import YAML_DIRS, model_yaml_names
-
-    from ultralytics.utils import YAML
+    from .integration.resolve import find_model_yaml, model_yaml_names, yaml_scales
 
     for name in model_yaml_names():
-        path = next(d / name for d in YAML_DIRS if (d / name).exists())
-        scales = ", ".join((YAML.load(path) or {}).get("scales") or {})
-        print(f"{name:<28} scales: {scales}")
+        path, _ = find_model_yaml(name)
+        print(f"{name:<28} scales: {', '.join(yaml_scales(path))}")
     return 0
 
 

@@ -18,7 +18,15 @@ from pathlib import Path
 
 from ultralytics.utils import YAML
 
-__all__ = ["YAML_DIRS", "find_model_yaml", "model_yaml_names", "register_yaml_dir", "wrap_check_yaml", "wrap_guess_model_scale"]
+__all__ = [
+    "YAML_DIRS",
+    "find_model_yaml",
+    "model_yaml_names",
+    "register_yaml_dir",
+    "wrap_check_yaml",
+    "wrap_guess_model_scale",
+    "yaml_scales",
+]
 
 YAML_DIRS: list[Path] = [Path(__file__).resolve().parents[1] / "cfg" / "models"]
 _SUFFIXES = (".yaml", ".yml")
@@ -38,7 +46,8 @@ def model_yaml_names() -> list[str]:
 
 
 @lru_cache(maxsize=256)
-def _scales_of(path: Path) -> tuple[str, ...]:
+def yaml_scales(path: Path) -> tuple[str, ...]:
+    """The scale letters (keys of ``scales``) of a model YAML, cached."""
     scales = (YAML.load(path) or {}).get("scales") or {}
     return tuple(scales)
 
@@ -68,6 +77,7 @@ def find_model_yaml(file: str | Path) -> tuple[Path, str] | None:
     p = Path(str(file))
     if p.suffix not in _SUFFIXES:
         return None
+    split = _split_scale(p.stem)
     if p.is_file():
         hit = p
     else:
@@ -76,13 +86,11 @@ def find_model_yaml(file: str | Path) -> tuple[Path, str] | None:
             unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", p.stem) + p.suffix
             hit = _in_dirs(unified, p.parent) if unified != p.name else None
     if hit is not None:
-        split = _split_scale(p.stem)
-        return hit, (split[1] if split and split[1] in _scales_of(hit) else "")
-    split = _split_scale(p.stem)
+        return hit, (split[1] if split and split[1] in yaml_scales(hit) else "")
     if split:
         base = _in_dirs(split[0] + p.suffix, p.parent)
         if base is not None:
-            scales = _scales_of(base)
+            scales = yaml_scales(base)
             if split[1] in scales:
                 return base, split[1]
             raise FileNotFoundError(

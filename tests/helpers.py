@@ -84,3 +84,27 @@ def run_python(
 def describe(proc: subprocess.CompletedProcess) -> str:
     """Exit code and output tails of a finished subprocess, for assertion messages."""
     return f"rc={proc.returncode}\n--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}"
+
+
+def nudge(model, seed: int):
+    """Keep a model's init but move every BatchNorm's affine and running statistics away from the identity, so BN
+    is not a no-op in eval mode (fusion and export parity would otherwise be trivially exact). Returns it in eval."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                randomize_bn(m, g)
+    return model.eval()
+
+
+def randomize_bn(m, g) -> None:
+    """Random BN affine (scale 0.75..1.25, shift ±0.1) and running statistics (mean ±0.1, var 0.5..1.5)."""
+    import torch
+
+    k = m.num_features
+    m.weight.copy_(torch.rand(k, generator=g) * 0.5 + 0.75)
+    m.bias.copy_(torch.randn(k, generator=g) * 0.1)
+    m.running_mean.copy_(torch.randn(k, generator=g) * 0.1)
+    m.running_var.copy_(torch.rand(k, generator=g) + 0.5)

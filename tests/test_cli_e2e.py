@@ -1,8 +1,9 @@
-"""End to end through the stock ``yolo`` console script: train -> val -> predict -> ONNX export of ``yolov12n.yaml``.
+"""End to end through the stock ``yolo`` console script: train -> val -> predict -> ONNX export of one model YAML
+of each family (``yolov12n.yaml``, ``goldyolo-n.yaml``).
 
 Every command runs in a subprocess whose cwd is a temp dir (not the repo), so the model YAML must resolve by
 name through the installed ultra_ext and its startup hook; nothing imports ultra_ext explicitly. The exported
-ONNX is then checked against the PyTorch checkpoint it came from. About 45 s on the 2-core CI box.
+ONNX is then checked against the PyTorch checkpoint it came from. About 45 s per model on the 2-core CI box.
 """
 
 from __future__ import annotations
@@ -25,35 +26,42 @@ IMGSZ = 64
 ONNX_REL_TOL = 1e-5
 
 
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
+MODELS = ["yolov12n.yaml", "goldyolo-n.yaml"]
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def work(request, tmp_path_factory):
     """Tiny dataset, a predict image and a 1-epoch ``yolo train`` run; returns paths used by the other steps."""
     assert YOLO_CLI.is_file(), f"stock console script missing next to {sys.executable}"
-    root = tmp_path_factory.mktemp("cli_e2e")
+    model_yaml = request.param
+    root = tmp_path_factory.mktemp("cli_e2e_" + model_yaml.split(".")[0])
     data = make_tiny_dataset(root / "data", n_train=8, n_val=4, imgsz=IMGSZ, nc=2)
     image = make_image(root / "predict.jpg", imgsz=IMGSZ, seed=123)
     cwd = root / "cwd"  # an empty working dir: no YAML lying next to the command
     cwd.mkdir()
     common = [f"imgsz={IMGSZ}", "device=cpu", f"project={root / 'runs'}", "exist_ok=True"]
     proc = run(
-        [str(YOLO_CLI), "train", "model=yolov12n.yaml", f"data={data}", "epochs=1", "batch=4", "workers=0",
+        [str(YOLO_CLI), "train", f"model={model_yaml}", f"data={data}", "epochs=1", "batch=4", "workers=0",
          "plots=False", "name=train", *common],
         cwd=cwd,
     )  # fmt: skip
     assert proc.returncode == 0, describe(proc)
     best = root / "runs" / "train" / "weights" / "best.pt"
     assert best.is_file(), describe(proc)
-    return dict(root=root, cwd=cwd, data=data, image=image, best=best, common=common, train_log=proc.stdout + proc.stderr)
+    return dict(
+        root=root, cwd=cwd, data=data, image=image, best=best, common=common, model_yaml=model_yaml,
+        train_log=proc.stdout + proc.stderr,
+    )  # fmt: skip
 
 
-def test_train_built_yolov12n(work):
-    """The trained checkpoint is the YOLOv12-n layout from our YAML, with the dataset's 2 classes."""
+def test_train_built_model(work):
+    """The trained checkpoint is the layout of our YAML (scale n), with the dataset's 2 classes."""
     from ultralytics import YOLO
     from ultralytics.nn.tasks import DetectionModel
 
     model = YOLO(str(work["best"])).model
-    expected = DetectionModel("yolov12n.yaml", nc=2, verbose=False)
-    assert Path(model.yaml["yaml_file"]).name == "yolov12n.yaml"
+    expected = DetectionModel(work["model_yaml"], nc=2, verbose=False)
+    assert Path(model.yaml["yaml_file"]).name == work["model_yaml"]
     assert model.yaml["scale"] == "n"
     assert model.nc == 2
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in expected.parameters())

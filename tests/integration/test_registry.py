@@ -16,7 +16,7 @@ from ultralytics.utils import LOGGER
 
 import ultra_ext
 from ultra_ext.integration import LayerError, registry
-from ultra_ext.nn import yolov12
+from ultra_ext.nn import efficientrep, goldyolo, yolov12
 
 def _layers(name: str) -> torch.nn.Sequential:
     """The layers DetectionModel(name) would hold, without its stride forward (slow on a busy 2-core box)."""
@@ -42,9 +42,16 @@ def test_plain_names_only_where_free():
 
 def test_only_yaml_classes_are_registered():
     """Sub-blocks without ul_parse are not YAML-visible (a row naming them would hit the stock fallback)."""
-    assert set(registry.yaml_classes()) == {yolov12.A2C2f, yolov12.A2C2fTurbo}
+    assert set(registry.yaml_classes()) == {
+        yolov12.A2C2f, yolov12.A2C2fTurbo,
+        efficientrep.RepVGGBlock, efficientrep.BiasConv, efficientrep.SimConv, efficientrep.BepC3,
+        efficientrep.SimSPPF, efficientrep.SimCSPSPPF,
+        goldyolo.LowStageAlign, goldyolo.LowStageFusion, goldyolo.LocalFusion3, goldyolo.Injection,
+        goldyolo.HighStageAlign, goldyolo.HighStageFusion, goldyolo.PoolConcat, goldyolo.EfficientDecoupledDetect,
+    }  # fmt: skip
     assert all("ul_parse" in dir(c) for c in registry.yaml_classes())
-    assert "AreaAttention" not in tasks.__dict__ and "ultra_ext.AreaAttention" not in tasks.__dict__
+    for inner in ("AreaAttention", "BottleRep", "ConvBN", "ConvAttention", "ConvTransformerBlock"):
+        assert inner not in tasks.__dict__ and "ultra_ext." + inner not in tasks.__dict__
 
 
 def test_stock_and_our_yolo12_layouts_are_separate_classes_with_one_state_dict():
@@ -125,7 +132,8 @@ def test_name_collision_keeps_the_existing_class_and_warns():
         LOGGER.removeHandler(handler)
     assert ns["A2C2fTurbo"] is Occupant and ns["A2C2f"] is StockA2C2f
     assert ns["ultra_ext.A2C2fTurbo"] is yolov12.A2C2fTurbo and ns["ultra_ext.A2C2f"] is yolov12.A2C2f
-    assert set(added) == {"ultra_ext.A2C2f", "ultra_ext.A2C2fTurbo"}
+    assert {k for k in added if "A2C2f" in k} == {"ultra_ext.A2C2f", "ultra_ext.A2C2fTurbo"}
+    assert added["RepVGGBlock"] is added["ultra_ext.RepVGGBlock"] is efficientrep.RepVGGBlock  # free: both names
     warned = [r.getMessage() for r in records]
     assert len(warned) == 1 and "'A2C2fTurbo'" in warned[0] and "'ultra_ext.A2C2fTurbo'" in warned[0]  # not A2C2f
     registry.unregister_names(ns, added)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from ultralytics.nn.modules import block as stock_block
@@ -25,6 +28,9 @@ from ultra_ext.nn.yolov12 import (
     AreaAttentionBlockTurbo,
     AreaAttentionTurbo,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
+from helpers import nudge, randomize_bn  # noqa: E402
 
 SCALES = "nsmlx"
 # unfused parameters: v1.0 == stock yolo12{s}.yaml (8.4.190); turbo == the official turbo YAML summaries
@@ -70,29 +76,10 @@ def randomize(module: torch.nn.Module, seed: int, attn_gain: float = 1.0) -> tor
                 gain = attn_gain if name.endswith(("qkv.conv", "qk.conv")) else 1.0
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) * gain / math.sqrt(m.weight[0].numel()))
             elif isinstance(m, torch.nn.BatchNorm2d):
-                _randomize_bn(m, g)
+                randomize_bn(m, g)
             if isinstance(getattr(m, "gamma", None), torch.nn.Parameter):
                 m.gamma.copy_(torch.rand(m.gamma.shape, generator=g) * 0.5 + 0.5)
     return module.eval()
-
-
-def nudge(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Whole-model variant: keep the default init, randomize BN statistics/affine a little (eval mode)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                _randomize_bn(m, g)
-    return model.eval()
-
-
-def _randomize_bn(m: torch.nn.BatchNorm2d, g: torch.Generator) -> None:
-    """Affine and running statistics away from the identity, so BN is not a no-op in eval mode."""
-    k = m.num_features
-    m.weight.copy_(torch.rand(k, generator=g) * 0.5 + 0.75)
-    m.bias.copy_(torch.randn(k, generator=g) * 0.1)
-    m.running_mean.copy_(torch.randn(k, generator=g) * 0.1)
-    m.running_var.copy_(torch.rand(k, generator=g) + 0.5)
 
 
 def shapes(sd: dict) -> list[tuple[str, tuple]]:

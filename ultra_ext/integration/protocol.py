@@ -108,6 +108,13 @@ class ParseContext:
             raise self.error(f"takes one input, but 'from' lists {len(self.f)} layers")
         return self.c_in()
 
+    def layer(self, f: int):
+        """The already built module of layer ``f`` (absolute index, or negative = relative to this row)."""
+        j = f if f >= 0 else self.i + f
+        if not 0 <= j < len(self.layers):
+            raise self.error(f"'from' refers to layer {f}, which does not exist yet (built: {len(self.layers)})")
+        return self.layers[j]
+
     def width(self, c: int) -> int:
         """Width-scaled channels, the stock formula: ``make_divisible(min(c, max_channels) * width, 8)``."""
         return make_divisible(min(c, self.max_channels) * self.width_multiple, 8)
@@ -131,7 +138,8 @@ class ParseContext:
         Args:
             index: position in the YAML ``args`` list.
             what: the argument's name, used in errors.
-            kind: accepted type(s); ``int`` also accepts ``bool``-free ints only, ``float`` accepts ints.
+            kind: accepted type(s); ``int`` also accepts ``bool``-free ints only, ``float`` accepts ints; with
+                ``str`` a string is taken literally unless it names a ``scale_args`` table.
             default: value when the row omits it (``...`` = required).
             check: optional ``(predicate, requirement text)`` pair.
         """
@@ -139,8 +147,10 @@ class ParseContext:
             if default is ...:
                 raise self.error(f"missing argument {index} ({what}); args={list(self.args)}")
             return default
-        value = self.resolve(self.args[index], what)
         kinds = kind if isinstance(kind, tuple) else (kind,)
+        value = self.args[index]
+        if not (str in kinds and isinstance(value, str) and value not in (self.d.get(SCALE_ARGS_KEY) or {})):
+            value = self.resolve(value, what)  # a string argument is a scale table name unless strings are valid
         ok = isinstance(value, kinds)
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             ok, value = True, float(value)

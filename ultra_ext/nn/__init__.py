@@ -5,6 +5,18 @@ Class import paths here are a public, stable API: Ultralytics checkpoints pickle
 
 from .attention import AreaSplitError, attend, backend_report
 from .config import ATTN_BACKENDS, attn_backend, get_attn_backend, set_attn_backend
+from .efficientrep import BepC3, BiasConv, BottleRep, RepVGGBlock, SimConv, SimCSPSPPF, SimSPPF
+from .goldyolo import (
+    EfficientDecoupledDetect,
+    HighStageAlign,
+    HighStageFusion,
+    Injection,
+    LocalFusion3,
+    LowStageAlign,
+    LowStageFusion,
+    PoolConcat,
+)
+from .shapes import MapSizeError
 from .yolov12 import A2C2f, A2C2fTurbo, AreaAttention, AreaAttentionBlock, AreaAttentionBlockTurbo, AreaAttentionTurbo
 
 __all__ = [
@@ -16,6 +28,22 @@ __all__ = [
     "AreaAttentionBlockTurbo",
     "AreaAttentionTurbo",
     "AreaSplitError",
+    "BepC3",
+    "BiasConv",
+    "BottleRep",
+    "EfficientDecoupledDetect",
+    "HighStageAlign",
+    "HighStageFusion",
+    "Injection",
+    "LocalFusion3",
+    "LowStageAlign",
+    "LowStageFusion",
+    "MapSizeError",
+    "PoolConcat",
+    "RepVGGBlock",
+    "SimCSPSPPF",
+    "SimConv",
+    "SimSPPF",
     "attend",
     "attn_backend",
     "backend_report",

@@ -14,7 +14,16 @@ import torch.nn.functional as F
 
 from .config import get_attn_backend, validate_backend
 
-__all__ = ["AreaSplitError", "attend", "backend_report", "merge_areas", "resolve_backend", "split_areas"]
+__all__ = [
+    "AreaSplitError",
+    "attend",
+    "backend_report",
+    "channels_to_tokens",
+    "merge_areas",
+    "resolve_backend",
+    "split_areas",
+    "tokens_to_map",
+]
 
 try:  # optional extra `ultra-ext[flash]`; builds only on CUDA machines
     from flash_attn import flash_attn_func
@@ -59,6 +68,23 @@ def merge_areas(t: torch.Tensor, area: int) -> torch.Tensor:
     return t.reshape(t.shape[0] // area, t.shape[1] * area, *t.shape[2:])
 
 
+def channels_to_tokens(t: torch.Tensor, backend: str) -> torch.Tensor:
+    """Channel-major ``(B, ..., N)`` conv output → token-major ``(B, N, ...)``, copied only where it pays.
+
+    SDPA's CPU flash kernel (and flash-attn) need a unit stride on ``head_dim``; handed the strided view of an
+    NCHW conv output, CPU SDPA silently drops to its slow math kernel that stores the ``N×N`` matrix (4-5× slower
+    at the P4 shape). The explicit math path reads the strided view at no cost, so it skips the copy.
+    """
+    t = t.permute(0, t.dim() - 1, *range(1, t.dim() - 1))  # not movedim(-1, 1): ONNX export writes a negative perm
+    return t if backend == "math" else t.contiguous()
+
+
+def tokens_to_map(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``(B, N, heads, head_dim)`` tokens → ``(B, heads*head_dim, H, W)`` map (channel = head*d + j)."""
+    b, n = t.shape[:2]
+    return t.reshape(b, n, -1).transpose(1, 2).reshape(b, -1, h, w)
+
+
 def _flash_problem(q: torch.Tensor) -> str | None:
     """Why the flash-attn kernel cannot run on ``q``, or ``None`` when it can."""
     if flash_attn_func is None:
@@ -91,14 +117,16 @@ def resolve_backend(requested: str | None, q: torch.Tensor) -> str:
     return name
 
 
-def _math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``softmax(q kᵀ / sqrt(d)) v`` on ``(B, N, h, d)``; materialises the ``(B, h, N, N)`` score tensor."""
+def _math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """``softmax(scale · q kᵀ) v`` on ``(B, N, h, d)`` (``scale`` defaults to ``d**-0.5``); materialises the
+    ``(B, h, N, N)`` score tensor."""
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, h, N, d)
-    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    scores = (q if scale == 1.0 else q * scale) @ k.transpose(-2, -1)
     return (scores.softmax(dim=-1) @ v).transpose(1, 2)
 
 
-def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None) -> torch.Tensor:
     # (B, h, N, d): SDPA's layout. The fused kernels (CPU flash included) need a unit stride on d; without it
     # SDPA silently takes its math kernel, which is slower and stores the (B, h, N, N) matrix for backward.
     q, k, v = (t.transpose(1, 2) if t.stride(-1) == 1 else t.transpose(1, 2).contiguous() for t in (q, k, v))
@@ -107,34 +135,40 @@ def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         with sdpa_kernel(SDPBackend.MATH):
-            return F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
-    return F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+            return F.scaled_dot_product_attention(q, k, v, scale=scale).transpose(1, 2)
+    return F.scaled_dot_product_attention(q, k, v, scale=scale).transpose(1, 2)
 
 
-def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None) -> torch.Tensor:
     dtype = q.dtype
     if dtype not in (torch.float16, torch.bfloat16):  # fp32 under autocast: run in the autocast dtype
         run_dtype = torch.get_autocast_dtype("cuda")
         q, k, v = (t.to(run_dtype) for t in (q, k, v))
-    out = flash_attn_func(q, k, v, deterministic=torch.are_deterministic_algorithms_enabled())
+    out = flash_attn_func(q, k, v, softmax_scale=scale, deterministic=torch.are_deterministic_algorithms_enabled())
     return out.to(dtype)
 
 
 _KERNELS = {"math": _math, "sdpa": _sdpa, "flash": _flash}
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str | None = None) -> tuple[torch.Tensor, str]:
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str | None = None, scale: float | None = None
+) -> tuple[torch.Tensor, str]:
     """Scaled dot-product attention over token-major inputs.
 
     Args:
-        q, k, v: ``(B, N, heads, head_dim)`` each (``k``/``v`` may have another ``N``).
+        q, k: ``(B, N, heads, d)`` and ``(B, M, heads, d)``. v: ``(B, M, heads, d_v)`` (``d_v`` may differ from ``d``).
         backend: ``"sdpa"``, ``"math"``, ``"flash"`` or ``None`` for the process-wide setting.
+        scale: logit scale; ``None`` = ``d**-0.5``. (Gold-YOLO's TopFormer attention uses 1.0.)
 
     Returns:
-        ``(B, N, heads, head_dim)`` output and the name of the backend that ran.
+        ``(B, N, heads, d_v)`` output and the name of the backend that ran.
     """
     name = resolve_backend(backend, q)
-    return _KERNELS[name](q, k, v), name
+    if name == "flash" and v.shape[-1] != q.shape[-1]:
+        _warn_once(f"value head_dim {v.shape[-1]} differs from query head_dim {q.shape[-1]}")
+        name = "sdpa"
+    return _KERNELS[name](q, k, v, scale), name
 
 
 def backend_report(model: torch.nn.Module) -> dict[str, str]:

@@ -23,7 +23,16 @@ from torch import nn
 from ultralytics.nn.modules.block import C3k
 from ultralytics.nn.modules.conv import Conv
 
-from .attention import AreaSplitError, attend, check_backend_arg, merge_areas, resolve_backend, split_areas
+from .attention import (
+    AreaSplitError,
+    attend,
+    channels_to_tokens,
+    check_backend_arg,
+    merge_areas,
+    resolve_backend,
+    split_areas,
+    tokens_to_map,
+)
 
 __all__ = [
     "A2C2f",
@@ -35,23 +44,6 @@ __all__ = [
 ]
 
 HEAD_DIM = 32  # YOLOv12 fixes the head width; heads = channels // 32
-
-
-def _tokens(t: torch.Tensor, backend: str) -> torch.Tensor:
-    """Channel-major ``(B, ..., N)`` conv output → token-major ``(B, N, ...)``, copied only where it pays.
-
-    SDPA's CPU flash kernel (and flash-attn) need a unit stride on ``head_dim``; handed the strided view of an
-    NCHW conv output, CPU SDPA silently drops to its slow math kernel that stores the ``N×N`` matrix (4-5× slower
-    at the P4 shape). The explicit math path reads the strided view at no cost, so it skips the copy.
-    """
-    t = t.permute(0, t.dim() - 1, *range(1, t.dim() - 1))  # not movedim(-1, 1): ONNX export writes a negative perm
-    return t if backend == "math" else t.contiguous()
-
-
-def _to_map(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """``(B, N, heads, head_dim)`` tokens → ``(B, heads*head_dim, H, W)`` map (channel = head*d + j)."""
-    b, n = t.shape[:2]
-    return t.reshape(b, n, -1).transpose(1, 2).reshape(b, -1, h, w)
 
 
 class _AreaAttentionBase(nn.Module):
@@ -104,10 +96,10 @@ class AreaAttention(_AreaAttentionBase):
         b, _, h, w = x.shape
         backend = resolve_backend(self.attn_backend, x)
         y = self.qkv(x).reshape(b, self.num_heads, 3 * self.head_dim, h * w)  # per-head [q|k|v] channel blocks
-        tokens = _tokens(y, backend)  # (B, N, h, 3d), row-major tokens
+        tokens = channels_to_tokens(y, backend)  # (B, N, h, 3d), row-major tokens
         q, k, v = split_areas(tokens, self.area).split(self.head_dim, dim=-1)  # (B·l, N/l, h, d) each
         out, self.last_backend = attend(q, k, v, backend)
-        out = _to_map(merge_areas(out, self.area), h, w)
+        out = tokens_to_map(merge_areas(out, self.area), h, w)
         v_map = y[:, :, 2 * self.head_dim :].reshape(b, -1, h, w)  # v before the split, NCHW for the depthwise pe
         return self.proj(out + self.pe(v_map))
 
@@ -140,12 +132,12 @@ class AreaAttentionTurbo(_AreaAttentionBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         backend = resolve_backend(self.attn_backend, x)
-        qk = _tokens(self.qk(x).reshape(b, 2, self.num_heads, self.head_dim, h * w), backend)  # (B, N, 2, h, d)
+        qk = channels_to_tokens(self.qk(x).reshape(b, 2, self.num_heads, self.head_dim, h * w), backend)  # (B, N, 2, h, d)
         v_map = self.v(x)
-        v = _tokens(v_map.reshape(b, self.num_heads, self.head_dim, h * w), backend)  # (B, N, h, d)
+        v = channels_to_tokens(v_map.reshape(b, self.num_heads, self.head_dim, h * w), backend)  # (B, N, h, d)
         qk, v = split_areas(qk, self.area), split_areas(v, self.area)  # token-major split for both
         out, self.last_backend = attend(qk[:, :, 0], qk[:, :, 1], v, backend)
-        return self.proj(_to_map(merge_areas(out, self.area), h, w) + self.pe(v_map))
+        return self.proj(tokens_to_map(merge_areas(out, self.area), h, w) + self.pe(v_map))
 
 
 class AreaAttentionBlock(nn.Module):

@@ -6,6 +6,8 @@
     ultra-ext install-hook [--uninstall]                write the startup hook into this environment's site-packages
     ultra-ext cost yolov12n.yaml yolo12n.yaml [--imgsz 640]   parameters and GFLOPs, both conventions
     ultra-ext upgrade yolo12n.pt yolo12n-ultra.pt       swap stock YOLO12 attention for ours in a checkpoint
+    ultra-ext convert-goldyolo Gold_n_dist.pt -o goldyolo-n-coco.pt [--scale n] [--dfl]
+                                                        official Gold-YOLO checkpoint → Ultralytics checkpoint
     ultra-ext models                                    list the model YAMLs ultra_ext ships
     ultra-ext backends                                  which attention backends can run here
 """
@@ -70,6 +72,22 @@ def _upgrade(src: str, dst: str) -> int:
     return 0
 
 
+def _convert_goldyolo(src: str, dst: str, scale: str | None, prefer_dfl: bool) -> int:
+    import ultra_ext  # noqa: F401
+
+    from .utils.goldyolo_weights import load_official_checkpoint, official_to_ultra_ext, save_ultralytics_checkpoint
+
+    try:
+        model = official_to_ultra_ext(load_official_checkpoint(src), scale, prefer_dfl=prefer_dfl)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    save_ultralytics_checkpoint(model, dst, source=Path(src).name)
+    cfg = model.yaml
+    print(f"converted {src} → {dst} (Gold-YOLO-{cfg['scale'].upper()}, nc={cfg['nc']}, reg_max={cfg['reg_max']})")
+    return 0
+
+
 def _models() -> int:
     from .integration.resolve import find_model_yaml, model_yaml_names, yaml_scales
 
@@ -112,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("upgrade", help="upgrade a stock YOLO12 checkpoint to ultra_ext attention")
     up.add_argument("src")
     up.add_argument("dst")
+    gold = sub.add_parser("convert-goldyolo", help="convert an official Gold-YOLO checkpoint to an Ultralytics one")
+    gold.add_argument("checkpoint")
+    gold.add_argument("-o", "--output", required=True, help="Ultralytics checkpoint to write (.pt)")
+    gold.add_argument("--scale", choices=("n", "s", "m", "l"), help="default: read from the checkpoint")
+    gold.add_argument("--dfl", action="store_true", help="distilled N/S: convert the auxiliary DFL box branch")
     sub.add_parser("models", help="list shipped model YAMLs")
     sub.add_parser("backends", help="attention backends available here")
     args = parser.parse_args(argv)
@@ -121,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cost(args.models, args.imgsz)
     if args.command == "upgrade":
         return _upgrade(args.src, args.dst)
+    if args.command == "convert-goldyolo":
+        return _convert_goldyolo(args.checkpoint, args.output, args.scale, args.dfl)
     if args.command == "models":
         return _models()
     return _backends()

@@ -63,8 +63,12 @@ def test_repvgg_identity_branch_is_really_added():
         block.conv2.conv.weight.zero_()
         x = torch.randn(1, 4, 5, 5)
         bn = block.bn
-        expected = torch.relu((x - bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(bn.running_var + bn.eps).view(1, -1, 1, 1))
-        assert torch.allclose(block(x), expected * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1) * (expected > 0))
+        expected = torch.relu(
+            (x - bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(bn.running_var + bn.eps).view(1, -1, 1, 1)
+        )
+        assert torch.allclose(
+            block(x), expected * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1) * (expected > 0)
+        )
 
 
 def test_bias_conv_and_simconv():

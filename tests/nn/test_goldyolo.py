@@ -167,7 +167,9 @@ def test_conv_attention_matches_plain_torch_without_scale(backend):
 def test_high_stage_fusion_init_and_schedule():
     """Zero-initialised attention output BN (block starts as x + mlp(x)), drop path linspace(0, 0.1), NeckBN eps."""
     m = HighStageFusion(32, [8, 16], depth=3, key_dim=8, heads=2).eval()
-    assert [blk.drop_path.p if hasattr(blk.drop_path, "p") else 0.0 for blk in m.blocks] == pytest.approx([0, 0.05, 0.1])
+    assert [blk.drop_path.p if hasattr(blk.drop_path, "p") else 0.0 for blk in m.blocks] == pytest.approx(
+        [0, 0.05, 0.1]
+    )
     x = torch.randn(1, 32, 4, 4)
     with torch.no_grad():
         assert m.blocks[0].attn(x).abs().max().item() == 0.0
@@ -239,7 +241,10 @@ def test_layer_widths_and_strides_at_320(scale):
     }  # fmt: skip
     model = build(scale)
     seen = {}
-    hooks = [m.register_forward_hook(lambda m, i, o, j=j: seen.__setitem__(j, tuple(o.shape))) for j, m in enumerate(model.model[:-1])]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o, j=j: seen.__setitem__(j, tuple(o.shape)))
+        for j, m in enumerate(model.model[:-1])
+    ]
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(1, 3, 320, 320))
@@ -356,7 +361,9 @@ def test_end2end_is_refused():
 def test_gather_with_wrong_strides_is_refused_at_build():
     """Low-stage alignment fed [B3, B3, B4, B5]: the build-time stride pass names the layer and both sizes."""
     d = set_row(yaml_dict(), 10, [[4, 4, 6, 9], 1, "LowStageAlign", []])
-    with pytest.raises(MapSizeError, match=r"layer 10 \(LowStageAlign\): input 0 \(stride 4\) is 32×32, but must be exactly 4× 16×16"):
+    with pytest.raises(
+        MapSizeError, match=r"layer 10 \(LowStageAlign\): input 0 \(stride 4\) is 32×32, but must be exactly 4× 16×16"
+    ):
         DetectionModel(d, verbose=False)
 
 

@@ -22,7 +22,17 @@ from torch import nn
 from ultralytics.nn.modules.block import SPPF
 from ultralytics.nn.modules.conv import Conv, RepConv, autopad
 
-__all__ = ["BASIC_BLOCKS", "BepC3", "basic_block", "BiasConv", "BottleRep", "RepVGGBlock", "SimCSPSPPF", "SimConv", "SimSPPF"]
+__all__ = [
+    "BASIC_BLOCKS",
+    "BepC3",
+    "BiasConv",
+    "BottleRep",
+    "RepVGGBlock",
+    "SimCSPSPPF",
+    "SimConv",
+    "SimSPPF",
+    "basic_block",
+]
 
 
 def _positive(what: str):

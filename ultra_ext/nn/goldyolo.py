@@ -374,7 +374,10 @@ class ConvAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         backend = resolve_backend(self.attn_backend, x)
-        q, k = (channels_to_tokens(t(x).reshape(b, self.heads, self.key_dim, h * w), backend) for t in (self.to_q, self.to_k))
+        q, k = (
+            channels_to_tokens(t(x).reshape(b, self.heads, self.key_dim, h * w), backend)
+            for t in (self.to_q, self.to_k)
+        )
         v = channels_to_tokens(self.to_v(x).reshape(b, self.heads, self.d_v, h * w), backend)
         out, self.last_backend = attend(q, k, v, backend, scale=1.0)  # (B, N, heads, d_v)
         return self.proj(tokens_to_map(out, h, w))
@@ -482,7 +485,11 @@ class HighStageFusion(nn.Module):
             raise ctx.error(f"MLP width int({c1}*{mlp_ratio}) is 0")
         if ctx.n != 1:
             raise ctx.error(f"repeats must be 1 (the block count is argument 1, depth), got {ctx.n}")
-        return {"args": [c1, splits, depth, key_dim, heads, mlp_ratio, attn_ratio, drop_path], "c2": sum(splits), "n": 1}
+        return {
+            "args": [c1, splits, depth, key_dim, heads, mlp_ratio, attn_ratio, drop_path],
+            "c2": sum(splits),
+            "n": 1,
+        }
 
 
 class PoolConcat(nn.Module):
@@ -573,4 +580,3 @@ class EfficientDecoupledDetect(Detect):
         if ctx.end2end:
             raise ctx.error("this head has no one-to-one (end2end) branch; set end2end: False in the YAML")
         return {"args": [nc, ctx.reg_max, False, ch], "c2": ch[0], "n": 1}
-

@@ -132,7 +132,9 @@ class AreaAttentionTurbo(_AreaAttentionBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         backend = resolve_backend(self.attn_backend, x)
-        qk = channels_to_tokens(self.qk(x).reshape(b, 2, self.num_heads, self.head_dim, h * w), backend)  # (B, N, 2, h, d)
+        qk = channels_to_tokens(
+            self.qk(x).reshape(b, 2, self.num_heads, self.head_dim, h * w), backend
+        )  # (B, N, 2, h, d)
         v_map = self.v(x)
         v = channels_to_tokens(v_map.reshape(b, self.num_heads, self.head_dim, h * w), backend)  # (B, N, h, d)
         qk, v = split_areas(qk, self.area), split_areas(v, self.area)  # token-major split for both
@@ -240,7 +242,9 @@ class A2C2f(nn.Module):
             y = [self.cv1(x)]
             y.extend(unit(y[-1]) for unit in self.m)
         except AreaSplitError as e:  # name the YAML layer: the split is only checkable once H×W is known
-            raise AreaSplitError(f"layer {getattr(self, 'i', '?')} ({type(self).__name__}), map {tuple(x.shape[2:])}: {e}") from None
+            raise AreaSplitError(
+                f"layer {getattr(self, 'i', '?')} ({type(self).__name__}), map {tuple(x.shape[2:])}: {e}"
+            ) from None
         out = self.cv2(torch.cat(y, 1))
         return out if self.gamma is None else x + self.gamma.view(1, -1, 1, 1) * out
 

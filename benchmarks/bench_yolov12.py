@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,16 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 
 import torch  # noqa: E402
+from common import (  # noqa: E402
+    COST_LATENCY_COLUMNS,
+    build,
+    export_onnx,
+    fused_eval,
+    interleaved_ms,
+    ort_session,
+    randomize,
+    table,
+)
 
 BACKENDS = ("sdpa", "math")
 GOALS = {"pt_ms": 0.90, "mem_mb": 0.65, "ort_ms": 1.00}
@@ -56,42 +65,11 @@ GOALS = {"pt_ms": 0.90, "mem_mb": 0.65, "ort_ms": 1.00}
 # ---------------------------------------------------------------------------------------------- models
 
 
-def build(yaml: str):
-    """An Ultralytics ``DetectionModel`` from a model YAML (ultra_ext activated)."""
-    import ultra_ext  # noqa: F401  (registers the yolov12 YAMLs and modules)
-    from ultralytics.nn.tasks import DetectionModel
-
-    return DetectionModel(yaml, verbose=False)
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Variance-preserving random weights and BN statistics (seeded).
-
-    The default init (attention convs std 0.02, BN identity) leaves the attention branch so small that fp32 outputs
-    of different attention kernels round to the same numbers; these weights make the parity column mean something.
-    """
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * m.weight[0].numel() ** -0.5)
-            elif isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1, generator=g)
-                m.running_var.uniform_(0.5, 1.5, generator=g)
-                m.weight.uniform_(0.5, 1.5, generator=g)
-    return model
-
-
 def set_backend(model: torch.nn.Module, backend: str | None) -> None:
     """Pin every attention module of ``model`` to ``backend`` (``None``: the model has no switch)."""
     for m in model.modules():
         if hasattr(m, "attn_backend"):
             m.attn_backend = backend
-
-
-def fused_eval(model: torch.nn.Module) -> torch.nn.Module:
-    m = copy.deepcopy(model).float().eval()
-    return m.fuse(verbose=False)
 
 
 def variants(scale: str) -> list[dict]:
@@ -110,21 +88,6 @@ def variants(scale: str) -> list[dict]:
 # ---------------------------------------------------------------------------------------------- latency
 
 
-def interleaved_ms(fns: list, runs: int, warmup: int) -> list[tuple[float, float]]:
-    """(median, min) milliseconds of each zero-argument callable, timed round-robin in rotating order."""
-    for f in fns:
-        for _ in range(warmup):
-            f()
-    times = [[] for _ in fns]
-    for r in range(runs):
-        for j in range(len(fns)):
-            i = (j + r) % len(fns)
-            t = time.perf_counter()
-            fns[i]()
-            times[i].append(time.perf_counter() - t)
-    return [(statistics.median(t) * 1e3, min(t) * 1e3) for t in times]
-
-
 def pytorch_latency(rows: list[dict], imgsz: int, runs: int, warmup: int) -> None:
     x = torch.rand(1, 3, imgsz, imgsz)
     fused = [fused_eval(r["model"]) for r in rows]
@@ -140,34 +103,9 @@ def pytorch_latency(rows: list[dict], imgsz: int, runs: int, warmup: int) -> Non
 # ---------------------------------------------------------------------------------------------- ONNX
 
 
-def export_onnx(model: torch.nn.Module, imgsz: int, path: Path) -> bool:
-    """Fused fp32 export as Ultralytics does it (Detect in export mode, opset 18); True if onnxslim ran."""
-    m = fused_eval(model)
-    for mod in m.modules():
-        if mod.__class__.__name__ == "Detect":
-            mod.export, mod.format = True, "onnx"
-    x = torch.zeros(1, 3, imgsz, imgsz)
-    with torch.no_grad():
-        torch.onnx.export(m, (x,), str(path), opset_version=18, input_names=["images"], output_names=["output0"],
-                          do_constant_folding=True, dynamo=False)
-    try:
-        import onnx
-        import onnxslim
-
-        onnx.save(onnxslim.slim(onnx.load(str(path))), str(path))
-        return True
-    except ImportError:
-        return False
-
-
 def ort_latency(rows: list[dict], imgsz: int, runs: int, warmup: int, threads: int, tmp: Path) -> None:
     import numpy as np
-    import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # ours exports its math path whatever the backend, so one graph serves both rows
     exported, sessions, targets = {}, [], []
     for r in rows:
@@ -175,7 +113,7 @@ def ort_latency(rows: list[dict], imgsz: int, runs: int, warmup: int, threads: i
         if key not in exported:
             f = tmp / f"{r['name']}-{key}.onnx"
             slim = export_onnx(r["model"], imgsz, f)
-            exported[key] = (ort.InferenceSession(str(f), so, providers=["CPUExecutionProvider"]), slim)
+            exported[key] = (ort_session(f, threads), slim)
             sessions.append(exported[key][0])
             targets.append(key)
         r["onnx_slim"] = exported[key][1]
@@ -304,14 +242,7 @@ def gpu_section(rows: list[dict], imgsz: int, runs: int) -> None:
 # ---------------------------------------------------------------------------------------------- report
 
 COLUMNS = [  # key, header, format
-    ("params", "params", "{:,}"),
-    ("params_fused", "fused params", "{:,}"),
-    ("gflops_conv_fused", "GFLOPs conv", "{:.2f}"),
-    ("gflops_attn_fused", "GFLOPs +attn", "{:.2f}"),
-    ("pt_ms", "PT ms med", "{:.1f}"),
-    ("pt_min_ms", "PT ms min", "{:.1f}"),
-    ("ort_ms", "ORT ms med", "{:.1f}"),
-    ("ort_min_ms", "ORT ms min", "{:.1f}"),
+    *COST_LATENCY_COLUMNS,
     ("mem_mb", "train peak MB", "{:.0f}"),
     ("saved_mb", "saved MB", "{:.0f}"),
     ("step_s", "step s", "{:.1f}"),
@@ -321,12 +252,6 @@ COLUMNS = [  # key, header, format
 ]
 RATIOS = [("pt_ms", "PT med"), ("pt_min_ms", "PT min"), ("ort_ms", "ORT med"), ("ort_min_ms", "ORT min"),
           ("mem_mb", "train peak"), ("saved_mb", "saved")]
-
-
-def table(header: list[str], body: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([fmt(header), "-" * (sum(widths) + 2 * len(widths) - 2), *map(fmt, body)])
 
 
 def report(rows: list[dict]) -> tuple[str, list[dict]]:

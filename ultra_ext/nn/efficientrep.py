@@ -39,6 +39,9 @@ def _positive(what: str):
     return (lambda v: v > 0, f"{what} must be positive")
 
 
+_ODD_KERNEL = (lambda v: v > 0 and v % 2 == 1, "must be a positive odd number")  # max-pool "same" padding k // 2
+
+
 def _parse_conv_row(ctx, default_k: int, allowed_k: tuple[int, ...] | None = None) -> dict:
     """Shared argument rule of the single-conv blocks: ``[c2, k=default_k, s=1]``, stackable with ``n``."""
     ctx.check_arity(3, "[c2, k, s]")
@@ -254,7 +257,7 @@ class SimSPPF(SPPF):
         ctx.check_arity(2, "[c2, k]")
         c1 = ctx.c_in_single()
         c2 = ctx.width(ctx.arg(0, "c2", int, check=_positive("c2")))
-        k = ctx.arg(1, "k", int, 5, check=(lambda v: v > 0 and v % 2 == 1, "must be a positive odd number"))
+        k = ctx.arg(1, "k", int, 5, check=_ODD_KERNEL)
         return {"args": [c1, c2, k], "c2": c2, "n": 1}
 
 
@@ -298,7 +301,7 @@ class SimCSPSPPF(nn.Module):
         ctx.check_arity(3, "[c2, k, e]")
         c1 = ctx.c_in_single()
         c2 = ctx.width(ctx.arg(0, "c2", int, check=_positive("c2")))
-        k = ctx.arg(1, "k", int, 5, check=(lambda v: v > 0 and v % 2 == 1, "must be a positive odd number"))
+        k = ctx.arg(1, "k", int, 5, check=_ODD_KERNEL)
         e = ctx.arg(2, "e", float, 0.5, check=(lambda v: 0 < v <= 4, "must be in (0, 4]"))
         if int(c2 * e) < 1:
             raise ctx.error(f"hidden width int(c2*e) = int({c2}*{e}) is 0")

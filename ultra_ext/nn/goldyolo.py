@@ -80,6 +80,15 @@ def _split_source(ctx, f: int, index: int) -> tuple[int, int]:
     return sum(splits[:index]), splits[index]
 
 
+def _parse_concat(ctx, n_inputs: int, requirement: str) -> dict:
+    """Row rule of the parameter-free gathers: no arguments, ``n_inputs`` maps, output channels = their sum."""
+    ctx.check_arity(0, "[]")
+    c = ctx.c_in_list()
+    if not isinstance(ctx.f, list) or len(c) != n_inputs:
+        raise ctx.error(f"{requirement}; 'from' is {ctx.f}")
+    return {"args": [], "c2": sum(c), "n": 1}
+
+
 class NeckBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d with PyTorch's defaults (eps 1e-5, momentum 0.1), the norm of the official SyncBN layers.
 
@@ -135,11 +144,7 @@ class LowStageAlign(nn.Module):
     @classmethod
     def ul_parse(cls, ctx) -> dict:
         """YAML ``[[B2, B3, B4, B5], 1, LowStageAlign, []]``; output channels = the sum of the inputs'."""
-        ctx.check_arity(0, "[]")
-        c = ctx.c_in_list()
-        if not isinstance(ctx.f, list) or len(c) != 4:
-            raise ctx.error(f"gathers exactly four maps at strides 4/8/16/32 (B2, B3, B4, B5); 'from' is {ctx.f}")
-        return {"args": [], "c2": sum(c), "n": 1}
+        return _parse_concat(ctx, 4, "gathers exactly four maps at strides 4/8/16/32 (B2, B3, B4, B5)")
 
 
 class LowStageFusion(nn.Module):
@@ -510,11 +515,7 @@ class PoolConcat(nn.Module):
     @classmethod
     def ul_parse(cls, ctx) -> dict:
         """YAML ``[[finer, coarser], 1, PoolConcat, []]``."""
-        ctx.check_arity(0, "[]")
-        c = ctx.c_in_list()
-        if not isinstance(ctx.f, list) or len(c) != 2:
-            raise ctx.error(f"takes [finer, coarser] inputs; 'from' is {ctx.f}")
-        return {"args": [], "c2": sum(c), "n": 1}
+        return _parse_concat(ctx, 2, "takes [finer, coarser] inputs")
 
 
 # ---------------------------------------------------------------------------------------------------------- head

@@ -132,9 +132,8 @@ class AreaAttentionTurbo(_AreaAttentionBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         backend = resolve_backend(self.attn_backend, x)
-        qk = channels_to_tokens(
-            self.qk(x).reshape(b, 2, self.num_heads, self.head_dim, h * w), backend
-        )  # (B, N, 2, h, d)
+        qk = self.qk(x).reshape(b, 2, self.num_heads, self.head_dim, h * w)
+        qk = channels_to_tokens(qk, backend)  # (B, N, 2, h, d)
         v_map = self.v(x)
         v = channels_to_tokens(v_map.reshape(b, self.num_heads, self.head_dim, h * w), backend)  # (B, N, h, d)
         qk, v = split_areas(qk, self.area), split_areas(v, self.area)  # token-major split for both

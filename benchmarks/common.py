@@ -1,0 +1,133 @@
+"""Helpers shared by the benchmark scripts: model building, round-robin timing, ONNX export, ORT sessions, tables.
+
+Import after the script has put the repository root on ``sys.path`` (the scripts do so, to measure the working
+tree rather than an older installed copy of ultra_ext).
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+__all__ = ["build", "randomize", "fused_eval", "interleaved_ms", "export_onnx", "ort_session", "table"]
+
+
+def build(yaml: str):
+    """An Ultralytics ``DetectionModel`` from a model YAML name or path (ultra_ext activated)."""
+    import ultra_ext  # noqa: F401  (registers ultra_ext's YAMLs and modules)
+    from ultralytics.nn.tasks import DetectionModel
+
+    return DetectionModel(yaml, verbose=False)
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Variance-preserving random weights and BN statistics (seeded), in place; returns ``model``.
+
+    The default init (attention convs std 0.02, BN identity, zeroed prediction convs) leaves whole branches so
+    small that fp32 outputs of different kernels or runtimes round to the same numbers; these weights make parity
+    columns mean something. Latency does not depend on the values.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * m.weight[0].numel() ** -0.5)
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+                m.weight.uniform_(0.5, 1.5, generator=g)
+    return model
+
+
+def fused_eval(model: torch.nn.Module) -> torch.nn.Module:
+    """A fused (Conv+BN folded, RepConv/RepVGG merged) fp32 eval copy; ``model`` is left untouched."""
+    m = copy.deepcopy(model).float().eval()
+    return m.fuse(verbose=False)
+
+
+def interleaved_ms(fns: list, runs: int, warmup: int) -> list[tuple[float, float]]:
+    """(median, min) milliseconds of each zero-argument callable, timed round-robin in rotating order.
+
+    Rotation spreads load from other processes over all callables alike, instead of penalising whichever one
+    happened to run during a busy stretch.
+    """
+    for f in fns:
+        for _ in range(warmup):
+            f()
+    times = [[] for _ in fns]
+    for r in range(runs):
+        for j in range(len(fns)):
+            i = (j + r) % len(fns)
+            t = time.perf_counter()
+            fns[i]()
+            times[i].append(time.perf_counter() - t)
+    return [(statistics.median(t) * 1e3, min(t) * 1e3) for t in times]
+
+
+def export_onnx(model: torch.nn.Module, imgsz: int, path: Path) -> bool:
+    """Fused fp32 export as Ultralytics does it (Detect heads in export mode, opset 18); True if onnxslim ran.
+
+    Output ``output0``: ``(1, 4 + nc, A)`` decoded boxes and scores, the tensor Ultralytics' ONNX export yields.
+    """
+    from ultralytics.nn.modules import Detect
+
+    m = fused_eval(model)
+    for mod in m.modules():
+        if isinstance(mod, Detect):  # subclasses too (ultra_ext's EfficientDecoupledDetect)
+            mod.export, mod.format = True, "onnx"
+    x = torch.zeros(1, 3, imgsz, imgsz)
+    with torch.no_grad():
+        torch.onnx.export(m, (x,), str(path), opset_version=18, input_names=["images"], output_names=["output0"],
+                          do_constant_folding=True, dynamo=False)
+    try:
+        import onnx
+        import onnxslim
+
+        onnx.save(onnxslim.slim(onnx.load(str(path))), str(path))
+        return True
+    except ImportError:
+        return False
+
+
+def ort_session(path: Path, threads: int, profile_prefix: str | None = None, spin: bool = True):
+    """ONNX Runtime CPU session: ``threads`` intra-op threads, sequential, all graph optimisations.
+
+    ``spin=False`` stops idle intra-op threads busy-waiting for the next op. ORT spins by default; on a shared
+    machine, and when several sessions are timed round-robin, one session's spinning thread takes a core from
+    whatever runs next (measured on 2 busy cores: yolo11n 236 ms median spinning vs 106 ms not).
+    ``profile_prefix``: write an ORT per-node JSON profile (``session.end_profiling()`` returns its file name).
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile_prefix:
+        so.enable_profiling, so.profile_file_prefix = True, profile_prefix
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def table(header: list[str], body: list[list[str]], left: int = 2) -> str:
+    """Plain-text table: the first ``left`` columns left-aligned, the rest right-aligned."""
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([fmt(header), "-" * (sum(widths) + 2 * len(widths) - 2), *map(fmt, body)])
+
+
+COST_LATENCY_COLUMNS = [  # key, header, format: the columns every benchmark table starts with
+    ("params", "params", "{:,}"),
+    ("params_fused", "fused params", "{:,}"),
+    ("gflops_conv_fused", "GFLOPs conv", "{:.2f}"),
+    ("gflops_attn_fused", "GFLOPs +attn", "{:.2f}"),
+    ("pt_ms", "PT ms med", "{:.1f}"),
+    ("pt_min_ms", "PT ms min", "{:.1f}"),
+    ("ort_ms", "ORT ms med", "{:.1f}"),
+    ("ort_min_ms", "ORT ms min", "{:.1f}"),
+]

@@ -41,7 +41,7 @@ from ultralytics.nn.modules.head import Detect
 
 from .attention import attend, channels_to_tokens, check_backend_arg, resolve_backend, tokens_to_map
 from .efficientrep import RepVGGBlock, SimConv, basic_block
-from .shapes import integer_ratio, require_ratio
+from .shapes import integer_ratio, require_ratio, structural_sizes
 
 __all__ = [
     "ConvAttention",
@@ -282,9 +282,11 @@ class Injection(nn.Module):
         g = x_global[:, self.offset : self.offset + self.c_global]
         local, act, emb = self.local_embedding(x_local), self.global_act(g), self.global_embedding(g)
         (h, w), (hg, wg) = x_local.shape[-2:], g.shape[-2:]
-        if (h, w) == (hg, wg):
+        with structural_sizes():  # which branch is fixed by the two inputs' strides, not by the image size
+            same_size, local_larger = (h, w) == (hg, wg), bool(h >= hg)
+        if same_size:
             gate = self.gate(act)
-        elif h >= hg:  # the published path: gate at the global resolution, then upsample
+        elif local_larger:  # the published path: gate at the global resolution, then upsample
             gate, emb = _resize(self.gate(act), local), _resize(emb, local)
         else:
             r = integer_ratio(self, "the global input", g, x_local)

@@ -9,9 +9,12 @@ tracing) and name the YAML layer.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import torch
 
-__all__ = ["MapSizeError", "checking_sizes", "integer_ratio", "layer_name", "require_ratio"]
+__all__ = ["MapSizeError", "checking_sizes", "integer_ratio", "layer_name", "require_ratio", "structural_sizes"]
 
 
 class MapSizeError(ValueError):
@@ -21,6 +24,18 @@ class MapSizeError(ValueError):
 def checking_sizes() -> bool:
     """Whether size checks should run now (eager mode; not while tracing, scripting or exporting)."""
     return not (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export())
+
+
+@contextlib.contextmanager
+def structural_sizes():
+    """Silence the tracer's "might not generalize" warning around size arithmetic that is meant to be frozen.
+
+    Pool ratios and the same-size/upsample branch depend on the ratio of two maps' sizes, fixed by their strides;
+    freezing them in an exported graph is correct at every input size, so the warning would only mislead.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        yield
 
 
 def layer_name(module: torch.nn.Module) -> str:
@@ -53,7 +68,8 @@ def integer_ratio(module: torch.nn.Module, what: str, x: torch.Tensor, ref: torc
     the layer's input strides, not by the image size.
     """
     (h, w), (hr, wr) = x.shape[-2:], ref.shape[-2:]
-    r = int(h) // max(int(hr), 1)
+    with structural_sizes():
+        r = int(h) // max(int(hr), 1)
     if checking_sizes() and (r < 1 or (h, w) != (hr * r, wr * r)):
         raise MapSizeError(
             f"{layer_name(module)}: {what} is {h}×{w}, which is not a whole multiple of {hr}×{wr} on both axes. "

@@ -103,6 +103,16 @@ def test_injection_upsamples_gate_after_hsigmoid():
     assert torch.allclose(m([local, g]), expected, atol=1e-6)
 
 
+def test_injection_pools_when_the_local_map_is_smaller():
+    """No published config hits it: the global convs' outputs are mean-pooled by the integer ratio, and (a documented
+    change) the gate is applied there too."""
+    m = bn_identity(Injection(c_local=1, c_global=1, c2=1, offset=0))
+    local = torch.randn(1, 1, 2, 2)
+    g = torch.randn(1, 1, 4, 4) * 4
+    pooled = g.reshape(1, 1, 2, 2, 2, 2).mean((3, 5))
+    assert torch.allclose(m([local, g]), local * (F.relu6(pooled + 3) / 6) + pooled, atol=1e-6)
+
+
 def test_local_fusion3_pools_convs_and_upsamples():
     """cv_fuse sees [avgpool2(fine), cv1(mid), up(coarse)]; pick each third of its input by hand."""
     m = bn_identity(LocalFusion3(c_mid=2, c2=1))

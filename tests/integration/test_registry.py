@@ -16,7 +16,7 @@ from ultralytics.utils import LOGGER
 
 import ultra_ext
 from ultra_ext.integration import LayerError, registry
-from ultra_ext.nn import efficientrep, goldyolo, yolov12
+from ultra_ext.nn import efficientrep, goldyolo, pst, yolov12
 
 def _layers(name: str) -> torch.nn.Sequential:
     """The layers DetectionModel(name) would hold, without its stride forward (slow on a busy 2-core box)."""
@@ -48,9 +48,11 @@ def test_only_yaml_classes_are_registered():
         efficientrep.SimSPPF, efficientrep.SimCSPSPPF,
         goldyolo.LowStageAlign, goldyolo.LowStageFusion, goldyolo.LocalFusion3, goldyolo.Injection,
         goldyolo.HighStageAlign, goldyolo.HighStageFusion, goldyolo.PoolConcat, goldyolo.EfficientDecoupledDetect,
+        pst.PST,
     }  # fmt: skip
     assert all("ul_parse" in dir(c) for c in registry.yaml_classes())
-    for inner in ("AreaAttention", "BottleRep", "ConvBN", "ConvAttention", "ConvTransformerBlock"):
+    inner_blocks = ("AreaAttention", "BottleRep", "ConvBN", "ConvAttention", "ConvTransformerBlock", "PyramidSparseBlock")
+    for inner in inner_blocks:
         assert inner not in tasks.__dict__ and "ultra_ext." + inner not in tasks.__dict__
 
 

@@ -16,6 +16,7 @@ from .goldyolo import (
     LowStageFusion,
     PoolConcat,
 )
+from .pst import PST, PyramidSparseAttention, PyramidSparseBlock, set_pst_options
 from .shapes import MapSizeError
 from .yolov12 import A2C2f, A2C2fTurbo, AreaAttention, AreaAttentionBlock, AreaAttentionBlockTurbo, AreaAttentionTurbo
 
@@ -39,7 +40,10 @@ __all__ = [
     "LowStageAlign",
     "LowStageFusion",
     "MapSizeError",
+    "PST",
     "PoolConcat",
+    "PyramidSparseAttention",
+    "PyramidSparseBlock",
     "RepVGGBlock",
     "SimCSPSPPF",
     "SimConv",
@@ -49,4 +53,5 @@ __all__ = [
     "backend_report",
     "get_attn_backend",
     "set_attn_backend",
+    "set_pst_options",
 ]

@@ -319,3 +319,45 @@ def test_backend_switch_applies(pair):
     with ultra_ext.attn_backend("math"), torch.no_grad():
         m(*pair)
     assert m.last_backend == "math"
+
+
+# ------------------------------------------------------------------------------------- the published module
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "pst" / "official_pst_reference.pt"
+
+
+@pytest.mark.parametrize("topk", [0, 8])
+def test_matches_the_published_module(topk):
+    """Outputs of the official PST (2 heads, 2 blocks, random weights and BN statistics, Gumbel noise off), computed
+    by running the published code, reproduced with its state dict (gate 'learned' = the published mixing)."""
+    ref = torch.load(REFERENCE, weights_only=True)
+    m = PST(**ref["config"])
+    missing, unexpected = m.load_state_dict(ref["state_dict"], strict=False)
+    assert not unexpected and sorted(missing) == ["attnlayer_0.attn.gate_trained", "attnlayer_1.attn.gate_trained"]
+    m.eval()
+    set_pst_options(m, topk=topk, gate="learned")
+    x, upper = ref["inputs"]["x"], ref["inputs"]["upper"]
+    with torch.no_grad():
+        out = m([x, upper])
+        expected = ref["outputs"][topk]
+        assert (out - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+        if topk:  # the same coarse tokens are selected in the first block
+            a, b = m.attnlayer_0.attn, x.shape[0]
+            q = a.q(m.cv1(x)).reshape(b, a.heads, D, -1).permute(0, 3, 1, 2)
+            k = a.kv(m.cvup(upper)).reshape(b, a.heads, 2 * D, -1)[:, :, :D].permute(0, 3, 1, 2)
+            picked = a.select(q, k, topk).sort(-1).values
+            assert torch.equal(picked, ref["topk_indices_block0"].sort(-1).values)
+
+
+# the published release's yolo11-cls-pst parameters (its model summary; nc 1000); l/x are our scales
+CLS_PARAMS = {"n": 4_020_072, "s": 11_529_928, "m": 17_685_320, "l": 20_840_808, "x": 44_736_264}
+
+
+@pytest.mark.parametrize("scale", "nsmlx")
+def test_classification_variant(scale):
+    from ultralytics.nn.tasks import ClassificationModel
+
+    model = ClassificationModel(f"yolo11{scale}-cls-pst.yaml", verbose=False).eval()
+    assert sum(p.numel() for p in model.parameters()) == CLS_PARAMS[scale]
+    assert isinstance(model.model[8], PST) and model.model[8].f == [6, -1]
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)

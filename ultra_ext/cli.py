@@ -8,6 +8,9 @@
     ultra-ext upgrade yolo12n.pt yolo12n-ultra.pt       swap stock YOLO12 attention for ours in a checkpoint
     ultra-ext convert-goldyolo Gold_n_dist.pt -o goldyolo-n-coco.pt [--scale n] [--dfl]
                                                         official Gold-YOLO checkpoint → Ultralytics checkpoint
+    ultra-ext convert-pst yolo11n-pst.pt -o yolov12n-pst-coco.pt [--scale n] [--gate learned]
+                                                        published PST checkpoint → Ultralytics checkpoint
+                                                        (--gate learned reproduces the published k=8 numbers)
     ultra-ext models                                    list the model YAMLs ultra_ext ships
     ultra-ext backends                                  which attention backends can run here
 """
@@ -88,6 +91,24 @@ def _convert_goldyolo(src: str, dst: str, scale: str | None, prefer_dfl: bool) -
     return 0
 
 
+def _convert_pst(src: str, dst: str, scale: str | None, gate: str) -> int:
+    import ultra_ext  # noqa: F401
+
+    from .utils.goldyolo_weights import save_ultralytics_checkpoint
+    from .utils.pst_weights import load_pst_checkpoint, pst_to_ultra_ext
+
+    try:
+        sd, info = load_pst_checkpoint(src)
+        model = pst_to_ultra_ext(sd, scale, names=info.get("names"), gate=gate)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    save_ultralytics_checkpoint(model, dst, names=info.get("names"), source=Path(src).name)
+    cfg = model.yaml
+    print(f"converted {src} → {dst} (yolov12{cfg['scale']}-pst, nc={cfg['nc']}, gate={gate})")
+    return 0
+
+
 def _models() -> int:
     from .integration.resolve import find_model_yaml, model_yaml_names, yaml_scales
 
@@ -135,6 +156,24 @@ def main(argv: list[str] | None = None) -> int:
     gold.add_argument("-o", "--output", required=True, help="Ultralytics checkpoint to write (.pt)")
     gold.add_argument("--scale", choices=("n", "s", "m", "l"), help="default: read from the checkpoint")
     gold.add_argument("--dfl", action="store_true", help="distilled N/S: convert the auxiliary DFL box branch")
+    pst = sub.add_parser(
+        "convert-pst",
+        help="convert a published PST checkpoint (Ultralytics 8.3.105 fork) to an Ultralytics one",
+        description="Convert a published PST checkpoint to our yolov12-pst model, saved for YOLO(path). The published "
+        "gate was never trained (coarse-only training), so the default gate policy 'auto' blends coarse and fine "
+        "outputs 0.5 when the fine stage is on (topk 8 at inference); '--gate learned' uses the stored gate and "
+        "reproduces the published k=8 numbers.",
+    )
+    pst.add_argument("checkpoint")
+    pst.add_argument("-o", "--output", required=True, help="Ultralytics checkpoint to write (.pt)")
+    pst.add_argument("--scale", choices=("n", "s", "m", "l", "x"), help="default: read from the checkpoint")
+    pst.add_argument(
+        "--gate",
+        choices=("auto", "learned", "fixed"),
+        default="auto",
+        help="fine-stage gate policy saved with the model: auto (default; untrained gate → fixed 0.5 blend), "
+        "learned (the stored, never-trained gate: reproduces the published k=8 numbers), fixed (always 0.5)",
+    )
     sub.add_parser("models", help="list shipped model YAMLs")
     sub.add_parser("backends", help="attention backends available here")
     args = parser.parse_args(argv)
@@ -146,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         return _upgrade(args.src, args.dst)
     if args.command == "convert-goldyolo":
         return _convert_goldyolo(args.checkpoint, args.output, args.scale, args.dfl)
+    if args.command == "convert-pst":
+        return _convert_pst(args.checkpoint, args.output, args.scale, args.gate)
     if args.command == "models":
         return _models()
     return _backends()

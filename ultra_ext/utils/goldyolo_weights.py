@@ -32,10 +32,8 @@ Example:
 
 from __future__ import annotations
 
-import io
 import pickle
 import re
-import types
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +41,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from .stub_unpickle import OfficialStub, StubPickle
 
 __all__ = [
     "SCALES",
@@ -63,75 +63,13 @@ _MAX_LISTED = 8  # how many offending keys an error message lists
 
 
 # ------------------------------------------------------------------------------------------------ loading
-class OfficialStub(nn.Module):
-    """Stand-in for a class of the official code (``yolov6.*``, ``gold_yolo.*``, ``mmcv.*``) while unpickling.
-
-    Pickle restores an ``nn.Module`` by creating a bare instance and filling its ``__dict__`` (parameters, buffers,
-    submodules), so a stub of the right name carries the whole state dict; it has no ``forward``.
-    """
-
-    def __init__(self, *args, **kwargs):  # accepts any constructor call a pickle might make
-        super().__init__()
-
-    def __setstate__(self, state) -> None:
-        """Module state (a ``__dict__``) is restored as usual; anything else (e.g. a dict-like config class whose state
-        is the object itself) is kept aside, so it never reaches the state dict."""
-        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict):  # (dict, slots) form
-            state = state[0]
-        if isinstance(state, dict):
-            super().__setstate__(state)
-        else:
-            super().__setstate__({})
-            self.__dict__["_stub_state"] = state
-
-    # dict- and list-like official classes (the config's ConfigDict, kept on some modules) restore their items
-    # through these; the items are kept aside
-    def __setitem__(self, key, value) -> None:
-        self.__dict__.setdefault("_stub_items", {})[key] = value
-
-    def append(self, value) -> None:
-        self.__dict__.setdefault("_stub_list", []).append(value)
-
-    def extend(self, values) -> None:
-        for v in values:
-            self.append(v)
-
-    def forward(self, *args, **kwargs):
-        raise RuntimeError(
-            f"{type(self).__module__}.{type(self).__qualname__} is a stub of the official Gold-YOLO code: it holds "
-            f"weights only; convert it with ultra_ext.utils.goldyolo_weights.official_to_ultra_ext"
-        )
-
-
-_STUB_CLASSES: dict[tuple[str, str], type] = {}
-
-
-def _stub_class(module: str, name: str) -> type:
-    """One generated ``OfficialStub`` subclass per official ``module.name`` (cached, so identity is stable)."""
-    key = (module, name)
-    if key not in _STUB_CLASSES:
-        _STUB_CLASSES[key] = type(name, (OfficialStub,), {"__module__": module, "__qualname__": name})
-    return _STUB_CLASSES[key]
-
-
-class _StubUnpickler(pickle.Unpickler):
-    """Unpickler that resolves the official packages to stubs and everything else normally."""
-
-    def find_class(self, module: str, name: str):
-        if module.split(".", 1)[0] in _STUB_PACKAGES:
-            return _stub_class(module, name)  # always a stub: never import (or need) the official code
-        return super().find_class(module, name)
-
-
-def _stub_load(file, **kwargs):
-    return _StubUnpickler(file, **kwargs).load()
-
-
-# torch.load(pickle_module=...) needs a module-like object with Unpickler and load (the latter for legacy files)
-_STUB_PICKLE = types.ModuleType("ultra_ext_goldyolo_pickle")
-_STUB_PICKLE.Unpickler = _StubUnpickler
-_STUB_PICKLE.load = _stub_load
-_STUB_PICKLE.loads = lambda data, **kwargs: _stub_load(io.BytesIO(data), **kwargs)
+def _stub_pickle() -> StubPickle:
+    """Pickle stand-in for one load: the official packages (and their mmcv dependency) always become stubs."""
+    return StubPickle(
+        always=_STUB_PACKAGES,
+        hint="a class of the official Gold-YOLO code; it holds weights only: convert it with "
+        "ultra_ext.utils.goldyolo_weights.official_to_ultra_ext",
+    )
 
 
 def _is_state_dict(obj) -> bool:
@@ -196,7 +134,7 @@ def load_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"Gold-YOLO checkpoint not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", pickle_module=_STUB_PICKLE, weights_only=False)
+        obj = torch.load(path, map_location="cpu", pickle_module=_stub_pickle(), weights_only=False)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ImportError) as e:
         raise ValueError(f"{path}: cannot read it as a PyTorch checkpoint ({type(e).__name__}: {e})") from e
     sd = _extract_state_dict(obj, str(path))
@@ -602,10 +540,11 @@ def save_ultralytics_checkpoint(
     """Write ``model`` as an Ultralytics checkpoint that ``YOLO(path)`` loads (the layout of ``strip_optimizer``).
 
     The model is stored fp16 (as Ultralytics and YOLOv6 ship weights) with its YAML dict, so training from the file
-    rebuilds the same architecture. 80-class models get the COCO names (official Gold-YOLO weights are COCO's).
+    rebuilds the same architecture. 80-class models get the COCO names (the released Gold-YOLO and PST weights
+    are COCO's). Used by every ultra_ext checkpoint converter.
 
     Args:
-        model: a converted Gold-YOLO ``DetectionModel``.
+        model: a converted ``DetectionModel`` (its ``yaml`` dict names the YAML it was built from).
         path: output ``.pt`` file.
         names: class names (dict or list); default COCO for 80 classes, else the model's.
         source: where the weights came from, recorded in the checkpoint.
@@ -627,7 +566,7 @@ def save_ultralytics_checkpoint(
     for p in m.parameters():
         p.requires_grad = False
     train_args = {"model": model.yaml.get("yaml_file", "goldyolo.yaml"), "task": "detect", "imgsz": 640}
-    if names == coco:  # what official weights were trained on: `YOLO(path).val()` evaluates on COCO by default
+    if names == coco:  # what released weights were trained on: `YOLO(path).val()` evaluates on COCO by default
         train_args["data"] = "coco.yaml"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -39,12 +39,11 @@ import csv
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,10 +57,15 @@ from common import (  # noqa: E402
     COST_LATENCY_COLUMNS,
     build,
     export_onnx,
+    format_profile,
     fused_eval,
     interleaved_ms,
+    onnx_node_count,
+    ort_profile,
     ort_session,
+    portable_data,
     randomize,
+    resolve_data,
     table,
 )
 
@@ -95,7 +99,7 @@ def ort_latency(rows: list[dict], imgsz: int, runs: int, warmup: int, threads: i
     for r in rows:
         f = tmp / f"{r['name']}.onnx"
         r["onnx_slim"] = export_onnx(r["model"], imgsz, f)
-        r["onnx_nodes"] = _node_count(f)
+        r["onnx_nodes"] = onnx_node_count(f)
         sessions.append(ort_session(f, threads, spin=spin))
     x = rows[0]["pt_input"].numpy() if "pt_input" in rows[0] else np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
     for r, s in zip(rows, sessions):
@@ -110,83 +114,7 @@ def ort_latency(rows: list[dict], imgsz: int, runs: int, warmup: int, threads: i
             r["ort_profile"] = ort_profile(tmp / f"{r['name']}.onnx", x, threads, runs, tmp / r["name"], spin)
 
 
-def _node_count(path: Path) -> int:
-    import onnx
-
-    return len(onnx.load(str(path)).graph.node)
-
-
-def ort_profile(path: Path, x, threads: int, runs: int, prefix: Path, spin: bool) -> dict:
-    """Per-node ORT profile over ``runs`` runs: total microseconds by operator type and by YAML layer index.
-
-    Layer: the ``model.<i>`` component of the node name (TorchScript export names nodes after module paths);
-    ``other`` for nodes the exporter named otherwise (e.g. the fused post-processing of the Detect output).
-    """
-    s = ort_session(path, threads, profile_prefix=str(prefix), spin=spin)
-    for _ in range(3 + runs):
-        s.run(None, {"images": x})
-    events = json.loads(Path(s.end_profiling()).read_text())
-    by_op, by_layer = defaultdict(float), defaultdict(float)
-    kept = 0
-    for e in events:
-        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
-            continue
-        kept += 1
-        by_op[e["args"].get("op_name", "?")] += e["dur"]
-        parts = e["name"].split("/")
-        layer = next((p.split(".")[1] for p in parts if p.startswith("model.") and p.split(".")[1].isdigit()), "other")
-        by_layer[layer] += e["dur"]
-    return {"by_op": dict(by_op), "by_layer": dict(by_layer), "runs": 3 + runs, "nodes": kept}
-
-
-def format_profile(rows: list[dict], top: int = 8) -> str:
-    out = []
-    for r in rows:
-        p = r.get("ort_profile")
-        if not p:
-            continue
-        total = sum(p["by_op"].values())
-        ms = lambda us: us / p["runs"] / 1e3  # noqa: E731  (per inference)
-        ops = sorted(p["by_op"].items(), key=lambda kv: -kv[1])[:top]
-        layers = sorted(p["by_layer"].items(), key=lambda kv: -kv[1])[:top]
-        out.append(f"{r['name']}: ORT kernel time {ms(total):.1f} ms/inference (profiled, single-session)")
-        out.append("  by op:    " + ", ".join(f"{k} {ms(v):.1f} ({v / total:.0%})" for k, v in ops))
-        out.append("  by layer: " + ", ".join(f"{k} {ms(v):.1f} ({v / total:.0%})" for k, v in layers))
-    return "\n".join(out)
-
-
 # ---------------------------------------------------------------------------------------------- training
-
-
-def resolve_data(data: Path | None) -> Path:
-    if data is not None:
-        return data.resolve()
-    for d in DEFAULT_DATA:
-        if d.exists():
-            return d
-    raise FileNotFoundError(f"no dataset: pass --data (looked for {', '.join(map(str, DEFAULT_DATA))})")
-
-
-def portable_data(data: Path, tmp: Path) -> Path:
-    """A copy of the dataset in ``tmp`` plus a data YAML with an absolute ``path:``, valid from any cwd.
-
-    The copy keeps Ultralytics' ``labels/*.cache`` files out of the (shared, possibly read-only) dataset folder.
-    """
-    import yaml
-
-    cfg = yaml.safe_load(data.read_text())
-    root = Path(cfg.get("path") or data.parent)
-    root = root if root.is_absolute() else (data.parent / root).resolve()
-    dst = tmp / "dataset"
-    for split in ("train", "val", "test"):
-        if cfg.get(split):
-            for sub in {str(cfg[split]), str(cfg[split]).replace("images", "labels", 1)}:
-                if (root / sub).exists():
-                    shutil.copytree(root / sub, dst / sub, dirs_exist_ok=True)
-    cfg["path"] = str(dst)
-    out = tmp / "data.yaml"
-    out.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return out
 
 
 def train_worker(spec: dict) -> dict:
@@ -208,8 +136,8 @@ def train_worker(spec: dict) -> dict:
 
 
 def train_all(rows: list[dict], a, tmp: Path) -> None:
-    data = portable_data(resolve_data(a.data), tmp)
-    print(f"training on {resolve_data(a.data)}: {a.epochs} epochs, imgsz {a.train_imgsz}, batch {a.batch}, seed {a.seed}")
+    data = portable_data(resolve_data(a.data, DEFAULT_DATA), tmp)
+    print(f"training on {resolve_data(a.data, DEFAULT_DATA)}: {a.epochs} epochs, imgsz {a.train_imgsz}, batch {a.batch}, seed {a.seed}")
     for r in rows:
         spec = {"yaml": MODELS[r["name"]], "data": str(data), "epochs": a.epochs, "imgsz": a.train_imgsz,
                 "batch": a.batch, "seed": a.seed, "project": str(tmp / "runs"), "name": r["name"]}

@@ -7,13 +7,29 @@ tree rather than an older installed copy of ultra_ext).
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 import statistics
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import torch
 
-__all__ = ["build", "randomize", "fused_eval", "interleaved_ms", "export_onnx", "ort_session", "table"]
+__all__ = [
+    "build",
+    "export_onnx",
+    "format_profile",
+    "fused_eval",
+    "interleaved_ms",
+    "onnx_node_count",
+    "ort_profile",
+    "ort_session",
+    "portable_data",
+    "randomize",
+    "resolve_data",
+    "table",
+]
 
 
 def build(yaml: str):
@@ -93,13 +109,17 @@ def export_onnx(model: torch.nn.Module, imgsz: int, path: Path) -> bool:
         return False
 
 
-def ort_session(path: Path, threads: int, profile_prefix: str | None = None, spin: bool = True):
+def ort_session(path: Path, threads: int, profile_prefix: str | None = None, spin: bool = True, ftz: bool = False):
     """ONNX Runtime CPU session: ``threads`` intra-op threads, sequential, all graph optimisations.
 
     ``spin=False`` stops idle intra-op threads busy-waiting for the next op. ORT spins by default; on a shared
     machine, and when several sessions are timed round-robin, one session's spinning thread takes a core from
     whatever runs next (measured on 2 busy cores: yolo11n 236 ms median spinning vs 106 ms not).
     ``profile_prefix``: write an ORT per-node JSON profile (``session.end_profiling()`` returns its file name).
+    ``ftz=True`` flushes denormal floats to zero (``session.set_denormal_as_zero``, and for the calling thread
+    ``torch.set_flush_denormal``, which then applies to torch ops on that thread too): x86 arithmetic on denormals
+    is many times slower, and random weights can push attention logits so far apart that a sizeable share of the
+    softmax outputs are denormal (a value artefact, not a property of the architecture).
     """
     import onnxruntime as ort
 
@@ -109,9 +129,97 @@ def ort_session(path: Path, threads: int, profile_prefix: str | None = None, spi
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if not spin:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if ftz:
+        so.add_session_config_entry("session.set_denormal_as_zero", "1")
     if profile_prefix:
         so.enable_profiling, so.profile_file_prefix = True, profile_prefix
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    if ftz:
+        # The option covers ORT's pool threads, but the calling thread runs a share of every op too, and its
+        # flag did not survive later work in the same process (exports, other sessions): set it here, again.
+        torch.set_flush_denormal(True)
+    return session
+
+
+def onnx_node_count(path: Path) -> int:
+    """Number of nodes in the ONNX graph at ``path``."""
+    import onnx
+
+    return len(onnx.load(str(path)).graph.node)
+
+
+def ort_profile(path: Path, x, threads: int, runs: int, prefix: Path, spin: bool, ftz: bool = False) -> dict:
+    """Per-node ORT profile over ``3 + runs`` runs of input ``x``: microseconds by operator type and by YAML layer.
+
+    Layer: the ``model.<i>`` component of the node name (TorchScript export names nodes after module paths);
+    ``other`` for nodes the exporter named otherwise (e.g. the fused post-processing of the Detect output).
+    """
+    s = ort_session(path, threads, profile_prefix=str(prefix), spin=spin, ftz=ftz)
+    for _ in range(3 + runs):
+        s.run(None, {"images": x})
+    events = json.loads(Path(s.end_profiling()).read_text())
+    by_op, by_layer = defaultdict(float), defaultdict(float)
+    for e in events:
+        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
+            continue
+        by_op[e["args"].get("op_name", "?")] += e["dur"]
+        parts = e["name"].split("/")
+        layer = next((p.split(".")[1] for p in parts if p.startswith("model.") and p.split(".")[1].isdigit()), "other")
+        by_layer[layer] += e["dur"]
+    return {"by_op": dict(by_op), "by_layer": dict(by_layer), "runs": 3 + runs}
+
+
+def format_profile(rows: list[dict], top: int = 8) -> str:
+    """Summary lines of the ``ort_profile`` dicts stored under ``row["ort_profile"]`` (ms per inference)."""
+    out = []
+    for r in rows:
+        p = r.get("ort_profile")
+        if not p:
+            continue
+        total = sum(p["by_op"].values())
+        n_runs = p["runs"]
+
+        def ms(us: float, n_runs=n_runs) -> float:  # per inference
+            return us / n_runs / 1e3
+
+        ops = sorted(p["by_op"].items(), key=lambda kv: -kv[1])[:top]
+        layers = sorted(p["by_layer"].items(), key=lambda kv: -kv[1])[:top]
+        out.append(f"{r['name']}: ORT kernel time {ms(total):.1f} ms/inference (profiled, single-session)")
+        out.append("  by op:    " + ", ".join(f"{k} {ms(v):.1f} ({v / total:.0%})" for k, v in ops))
+        out.append("  by layer: " + ", ".join(f"{k} {ms(v):.1f} ({v / total:.0%})" for k, v in layers))
+    return "\n".join(out)
+
+
+def resolve_data(data: Path | None, candidates: list[Path]) -> Path:
+    """``data`` if given, else the first existing path of ``candidates``."""
+    if data is not None:
+        return data.resolve()
+    for d in candidates:
+        if d.exists():
+            return d
+    raise FileNotFoundError(f"no dataset: pass --data (looked for {', '.join(map(str, candidates))})")
+
+
+def portable_data(data: Path, tmp: Path) -> Path:
+    """A copy of the dataset in ``tmp`` plus a data YAML with an absolute ``path:``, valid from any cwd.
+
+    The copy keeps Ultralytics' ``labels/*.cache`` files out of the (shared, possibly read-only) dataset folder.
+    """
+    import yaml
+
+    cfg = yaml.safe_load(data.read_text())
+    root = Path(cfg.get("path") or data.parent)
+    root = root if root.is_absolute() else (data.parent / root).resolve()
+    dst = tmp / "dataset"
+    for split in ("train", "val", "test"):
+        if cfg.get(split):
+            for sub in {str(cfg[split]), str(cfg[split]).replace("images", "labels", 1)}:
+                if (root / sub).exists():
+                    shutil.copytree(root / sub, dst / sub, dirs_exist_ok=True)
+    cfg["path"] = str(dst)
+    out = tmp / "data.yaml"
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return out
 
 
 def table(header: list[str], body: list[list[str]], left: int = 2) -> str:

@@ -46,15 +46,11 @@ import time
 
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if (REPO / "ultra_ext" / "__init__.py").exists():  # measure the working tree, not an older installed copy
-    sys.path.insert(0, str(REPO))
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "0")
-
 import torch  # noqa: E402
-from common import (  # noqa: E402
+from common import (  # noqa: E402  (before ultralytics: it puts the working tree on sys.path)
     COST_LATENCY_COLUMNS,
+    DEFAULT_DATA,
+    LATENCY_RATIOS,
     build,
     export_onnx,
     format_profile,
@@ -72,8 +68,6 @@ from common import (  # noqa: E402
 MODELS = {"yolo11n": "yolo11n.yaml", "yolov12n": "yolov12n.yaml", "goldyolo-n": "goldyolo-n.yaml"}
 REFERENCE = "yolo11n"
 GOAL = ("goldyolo-n", "ort_ms", 1.8)  # model, metric, max ratio vs REFERENCE
-DEFAULT_DATA = [REPO.parent / "shared" / "datasets" / "raccoon" / "data.yaml",
-                REPO / "ultra_ext" / "data" / "raccoon-mini" / "data.yaml"]
 
 
 # ---------------------------------------------------------------------------------------------- latency
@@ -158,9 +152,7 @@ COLUMNS = [  # key, header, format
     ("map", "mAP50-95", "{:.3f}"),
     ("train_s", "train s", "{:.0f}"),
 ]
-RATIOS = [("params_fused", "fused params"), ("gflops_conv_fused", "GFLOPs conv"), ("gflops_attn_fused", "GFLOPs +attn"),
-          ("pt_ms", "PT med"), ("pt_min_ms", "PT min"), ("ort_ms", "ORT med"), ("ort_min_ms", "ORT min"),
-          ("train_s", "train s")]
+RATIOS = [*LATENCY_RATIOS, ("train_s", "train s")]
 
 
 def report(rows: list[dict]) -> tuple[str, list[dict]]:

@@ -64,15 +64,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if (REPO / "ultra_ext" / "__init__.py").exists():  # measure the working tree, not an older installed copy
-    sys.path.insert(0, str(REPO))
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "0")
-
 import torch
-from common import (
+from common import (  # noqa: E402  (before ultralytics: it puts the working tree on sys.path)
     COST_LATENCY_COLUMNS,
+    DEFAULT_DATA,
+    LATENCY_RATIOS,
     build,
     export_onnx,
     format_profile,
@@ -97,8 +93,6 @@ ROWS = {
     "yolov12n-pst-k8": ("yolov12n-pst.yaml", 8, "yolov12n"),
 }
 FINE_GOAL = 1.10  # topk-8 / topk-0 latency of the same model, PyTorch and ORT
-DEFAULT_DATA = [REPO.parent / "shared" / "datasets" / "raccoon" / "data.yaml",
-                REPO / "ultra_ext" / "data" / "raccoon-mini" / "data.yaml"]
 
 
 def _configure(model: torch.nn.Module, topk: int | None, gate: str) -> torch.nn.Module:
@@ -294,8 +288,7 @@ def train_report(results: list[dict]) -> str:
 # ---------------------------------------------------------------------------------------------- report
 
 COLUMNS = [*COST_LATENCY_COLUMNS, ("ort_parity", "ORT rel |Δ|", "{:.1e}"), ("onnx_nodes", "ONNX nodes", "{}")]
-RATIOS = [("params_fused", "fused params"), ("gflops_conv_fused", "GFLOPs conv"), ("gflops_attn_fused", "GFLOPs +attn"),
-          ("pt_ms", "PT med"), ("pt_min_ms", "PT min"), ("ort_ms", "ORT med"), ("ort_min_ms", "ORT min")]
+RATIOS = LATENCY_RATIOS
 
 
 def report(rows: list[dict]) -> tuple[str, list[dict]]:

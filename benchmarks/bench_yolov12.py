@@ -40,14 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if (REPO / "ultra_ext" / "__init__.py").exists():  # measure the working tree, not an older installed copy
-    sys.path.insert(0, str(REPO))
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "0")
-
 import torch  # noqa: E402
-from common import (  # noqa: E402
+from common import (  # noqa: E402  (before ultralytics: it puts the working tree on sys.path)
     COST_LATENCY_COLUMNS,
     build,
     export_onnx,

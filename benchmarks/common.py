@@ -1,22 +1,41 @@
 """Helpers shared by the benchmark scripts: model building, round-robin timing, ONNX export, ORT sessions, tables.
 
-Import after the script has put the repository root on ``sys.path`` (the scripts do so, to measure the working
-tree rather than an older installed copy of ultra_ext).
+Importing it puts the repository root first on ``sys.path`` (so the scripts measure the working tree, not an older
+installed copy of ultra_ext) and sets Ultralytics' offline defaults: import it before ultralytics or ultra_ext.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import statistics
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 
+REPO = Path(__file__).resolve().parents[1]
+if (REPO / "ultra_ext" / "__init__.py").exists():  # measure the working tree, not an older installed copy
+    sys.path.insert(0, str(REPO))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+
+DEFAULT_DATA = [REPO.parent / "shared" / "datasets" / "raccoon" / "data.yaml",
+                REPO / "ultra_ext" / "data" / "raccoon-mini" / "data.yaml"]  # first that exists: --data default
+LATENCY_RATIOS = [  # key, header: the ratio columns every latency table prints
+    ("params_fused", "fused params"), ("gflops_conv_fused", "GFLOPs conv"), ("gflops_attn_fused", "GFLOPs +attn"),
+    ("pt_ms", "PT med"), ("pt_min_ms", "PT min"), ("ort_ms", "ORT med"), ("ort_min_ms", "ORT min"),
+]
+
 __all__ = [
+    "COST_LATENCY_COLUMNS",
+    "DEFAULT_DATA",
+    "LATENCY_RATIOS",
+    "REPO",
     "build",
     "export_onnx",
     "format_profile",

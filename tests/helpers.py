@@ -108,3 +108,32 @@ def randomize_bn(m, g) -> None:
     m.bias.copy_(torch.randn(k, generator=g) * 0.1)
     m.running_mean.copy_(torch.randn(k, generator=g) * 0.1)
     m.running_var.copy_(torch.rand(k, generator=g) + 0.5)
+
+
+MANIFESTS = REPO_ROOT / "tests" / "data"  # committed official state-dict manifests, tests/data/<family>/*.json
+
+
+def read_manifest(family: str, name: str) -> dict:
+    """A committed manifest ``tests/data/<family>/<name>.json``; ``keys`` as ``[(name, shape tuple), ...]``."""
+    import json
+
+    data = json.loads((MANIFESTS / family / f"{name}.json").read_text())
+    data["keys"] = [(k, tuple(s)) for k, s in data["keys"]]
+    return data
+
+
+def random_state_dict(keys: list[tuple[str, tuple]], seed: int = 0) -> dict:
+    """Random tensors under manifest names and shapes: distinct values everywhere, BN variances positive,
+    ``num_batches_tracked`` a random count."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for key, shape in keys:
+        if key.endswith("num_batches_tracked"):
+            sd[key] = torch.randint(1, 10**6, (), generator=g)
+        elif key.endswith("running_var"):
+            sd[key] = torch.rand(shape, generator=g) + 0.5
+        else:
+            sd[key] = torch.randn(shape, generator=g) * 0.1
+    return sd

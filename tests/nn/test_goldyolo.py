@@ -8,7 +8,6 @@ the official code). Runtime: about 40 s on 2 CPU cores with one torch thread.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from copy import deepcopy
@@ -37,9 +36,8 @@ from ultra_ext.nn.shapes import MapSizeError
 from ultra_ext.utils.cost import model_cost
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
-from helpers import nudge  # noqa: E402
+from helpers import nudge, read_manifest  # noqa: E402
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "data" / "goldyolo"
 SCALES = "nslm"
 # Paper Table 1: deployed params (M) and GFLOPs at 640 (fused, conv-only)
 PAPER = {"n": (5.6, 12.1), "s": (21.5, 46.0), "m": (41.3, 87.5), "l": (75.1, 151.7)}
@@ -218,9 +216,9 @@ def test_head_init_and_drop_in_outputs():
 def test_params_equal_official_training_graph(scale):
     """Unfused parameters == the official model's (from its committed state-dict manifest), less its fixed DFL
     projection (``proj`` 17 + ``proj_conv`` 17, ours: the DFL conv, 17, only when reg_max > 1)."""
-    manifest = json.loads((MANIFESTS / f"official_state_dict_{scale}.json").read_text())
+    keys = read_manifest("goldyolo", f"official_state_dict_{scale}")["keys"]
     buffers = ("running_mean", "running_var", "num_batches_tracked")
-    official = sum(math.prod(shape) for key, shape in manifest["keys"] if not key.endswith(buffers))
+    official = sum(math.prod(shape) for key, shape in keys if not key.endswith(buffers))
     model = build(scale)
     dfl = 17 if model.model[-1].reg_max > 1 else 0
     assert n_params(model) == official - 34 + dfl == UNFUSED[scale]

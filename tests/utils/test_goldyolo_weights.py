@@ -8,7 +8,6 @@ outside CI, where the GPL code can be run.
 
 from __future__ import annotations
 
-import json
 import pickle
 import sys
 import types
@@ -27,26 +26,20 @@ from ultra_ext.utils.goldyolo_weights import (
     save_ultralytics_checkpoint,
 )
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "data" / "goldyolo"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
+from helpers import random_state_dict, read_manifest  # noqa: E402
+
 PROJ = ("detect.proj", "detect.proj_conv.weight")
 DFL = "model.28.dfl.conv.weight"
 
 
 def manifest(scale: str) -> list[tuple[str, tuple[int, ...]]]:
-    return [(k, tuple(s)) for k, s in json.loads((MANIFESTS / f"official_state_dict_{scale}.json").read_text())["keys"]]
+    return read_manifest("goldyolo", f"official_state_dict_{scale}")["keys"]
 
 
 def synthetic(scale: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random tensors under the official names (distinct values everywhere; BN variances positive; DFL ramp)."""
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for key, shape in manifest(scale):
-        if key.endswith("num_batches_tracked"):
-            sd[key] = torch.randint(1, 10**6, (), generator=g)
-        elif key.endswith("running_var"):
-            sd[key] = torch.rand(shape, generator=g) + 0.5
-        else:
-            sd[key] = torch.randn(shape, generator=g) * 0.1
+    sd = random_state_dict(manifest(scale), seed)
     sd["detect.proj"] = torch.arange(17.0)
     sd["detect.proj_conv.weight"] = torch.arange(17.0).view(1, 17, 1, 1)
     return sd

@@ -10,7 +10,6 @@ parity with the fork itself (identical outputs at topk 0 and 8) is checked outsi
 
 from __future__ import annotations
 
-import json
 import pickle
 import sys
 import types
@@ -33,9 +32,8 @@ from ultra_ext.utils.pst_weights import (
 from ultra_ext.utils.stub_unpickle import OfficialStub, StubPickle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
-from helpers import nudge
+from helpers import nudge, random_state_dict, read_manifest
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "data" / "pst"
 GATES = {"model.11.attnlayer_0.attn.gate_trained", "model.14.attnlayer_0.attn.gate_trained"}
 COUNTS = {"n": 695, "s": 695, "m": 755}  # published tensors; ours has the two gate_trained buffers more
 FORK_CLASSES = {  # our class → the fork's (module, name)
@@ -48,23 +46,14 @@ INPUT = 128  # smallest square input whose layer-11 coarse map (4×4) has the 8 
 
 
 def manifest(scale: str) -> list[tuple[str, tuple[int, ...]]]:
-    data = json.loads((MANIFESTS / f"official_state_dict_yolov12-pst-{scale}.json").read_text())
+    data = read_manifest("pst", f"official_state_dict_yolov12-pst-{scale}")
     assert data["scale"] == scale and data["nc"] == 80
-    return [(k, tuple(s)) for k, s in data["keys"]]
+    return data["keys"]
 
 
 def synthetic(scale: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random tensors under the published names (distinct values everywhere; BN variances positive)."""
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for key, shape in manifest(scale):
-        if key.endswith("num_batches_tracked"):
-            sd[key] = torch.randint(1, 10**6, (), generator=g)
-        elif key.endswith("running_var"):
-            sd[key] = torch.rand(shape, generator=g) + 0.5
-        else:
-            sd[key] = torch.randn(shape, generator=g) * 0.1
-    return sd
+    return random_state_dict(manifest(scale), seed)
 
 
 # --------------------------------------------------------------------------------------------- key mapping

@@ -166,9 +166,8 @@ class LowStageFusion(nn.Module):
         torch.Size([1, 24, 8, 8])
     """
 
-    def __init__(self, c1: int, hidden: int, splits: list[int], n: int = 3, block: type | None = None):
+    def __init__(self, c1: int, hidden: int, splits: list[int], n: int = 3, block: type = RepVGGBlock):
         super().__init__()
-        block = block or RepVGGBlock
         self.splits = list(splits)
         self.reduce = Conv(c1, hidden, 1)
         self.blocks = nn.Sequential(*(block(hidden, hidden) for _ in range(n)))
@@ -464,7 +463,7 @@ class HighStageFusion(nn.Module):
     ):
         super().__init__()
         self.splits = list(splits)
-        rates = torch.linspace(0, drop_path, depth).tolist() if depth > 1 else [0.0] * depth
+        rates = torch.linspace(0, drop_path, depth).tolist()  # one block: [0.0]
         self.blocks = nn.Sequential(
             *(ConvTransformerBlock(c1, key_dim, heads, mlp_ratio, attn_ratio, p) for p in rates)
         )

@@ -18,8 +18,11 @@ YOLO_CLI = Path(sys.executable).parent / "yolo"  # the stock Ultralytics console
 NAMES = ("box", "bar")
 
 
-def _draw(rng: np.random.Generator, imgsz: int, n_boxes: int, nc: int) -> tuple[np.ndarray, list[str]]:
-    """One image (imgsz, imgsz, 3) uint8 with filled rectangles on a noisy background, and its YOLO label rows."""
+def _draw(
+    rng: np.random.Generator, imgsz: int, n_boxes: int, nc: int, polygons: bool = False
+) -> tuple[np.ndarray, list[str]]:
+    """One image (imgsz, imgsz, 3) uint8 with filled rectangles on a noisy background, and its YOLO label rows
+    (``cls cx cy w h``, or with ``polygons`` the rectangle's four corners ``cls x1 y1 ... x4 y4``)."""
     img = rng.integers(0, 60, size=(imgsz, imgsz, 3), dtype=np.uint8)
     rows = []
     for _ in range(n_boxes):
@@ -29,7 +32,11 @@ def _draw(rng: np.random.Generator, imgsz: int, n_boxes: int, nc: int) -> tuple[
             h = max(4, h // 3)
         x0, y0 = int(rng.integers(0, imgsz - w)), int(rng.integers(0, imgsz - h))
         img[y0 : y0 + h, x0 : x0 + w] = (230, 40, 40) if cls == 0 else (40, 200, 230)
-        rows.append(f"{cls} {(x0 + w / 2) / imgsz:.6f} {(y0 + h / 2) / imgsz:.6f} {w / imgsz:.6f} {h / imgsz:.6f}")
+        if polygons:
+            corners = ((x0, y0), (x0 + w, y0), (x0 + w, y0 + h), (x0, y0 + h))
+            rows.append(f"{cls} " + " ".join(f"{x / imgsz:.6f} {y / imgsz:.6f}" for x, y in corners))
+        else:
+            rows.append(f"{cls} {(x0 + w / 2) / imgsz:.6f} {(y0 + h / 2) / imgsz:.6f} {w / imgsz:.6f} {h / imgsz:.6f}")
     return img, rows
 
 
@@ -44,11 +51,14 @@ def make_image(path: str | Path, imgsz: int = 64, seed: int = 0) -> Path:
     return path
 
 
-def make_tiny_dataset(root: str | Path, n_train: int = 8, n_val: int = 4, imgsz: int = 64, nc: int = 2) -> Path:
+def make_tiny_dataset(
+    root: str | Path, n_train: int = 8, n_val: int = 4, imgsz: int = 64, nc: int = 2, polygons: bool = False
+) -> Path:
     """Write a YOLO-format detection dataset of filled rectangles under ``root``; return its ``data.yaml``.
 
-    Layout: ``images/{train,val}/*.jpg`` + ``labels/{train,val}/*.txt`` (``cls cx cy w h``, normalised), 1-3 boxes
-    per image, ``nc`` (1 or 2) classes. Deterministic (fixed seed).
+    Layout: ``images/{train,val}/*.jpg`` + ``labels/{train,val}/*.txt`` (``cls cx cy w h``, normalised; with
+    ``polygons`` instance outlines ``cls x1 y1 ... x4 y4`` for segmentation), 1-3 boxes per image, ``nc`` (1 or 2)
+    classes. Deterministic (fixed seed).
     """
     from PIL import Image
 
@@ -59,7 +69,7 @@ def make_tiny_dataset(root: str | Path, n_train: int = 8, n_val: int = 4, imgsz:
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            img, rows = _draw(rng, imgsz, int(rng.integers(1, 4)), nc)
+            img, rows = _draw(rng, imgsz, int(rng.integers(1, 4)), nc, polygons)
             Image.fromarray(img).save(root / "images" / split / f"{i:03d}.jpg", quality=95)
             (root / "labels" / split / f"{i:03d}.txt").write_text("\n".join(rows) + "\n")
     names = "\n".join(f"  {i}: {NAMES[i]}" for i in range(nc))
@@ -97,6 +107,24 @@ def nudge(model, seed: int):
             if isinstance(m, torch.nn.BatchNorm2d):
                 randomize_bn(m, g)
     return model.eval()
+
+
+def layer_output_shapes(model, imgsz: int) -> dict[int, tuple]:
+    """``{layer index: output shape}`` of every layer but the head, for one zero image in eval mode."""
+    import torch
+
+    seen = {}
+    hooks = [
+        m.register_forward_hook(lambda m, i, o, j=j: seen.__setitem__(j, tuple(o.shape)))
+        for j, m in enumerate(model.model[:-1])
+    ]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, imgsz, imgsz))
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
 
 
 def randomize_bn(m, g) -> None:

@@ -16,7 +16,7 @@ from ultralytics.utils import LOGGER
 
 import ultra_ext
 from ultra_ext.integration import LayerError, registry
-from ultra_ext.nn import efficientrep, goldyolo, pst, yolov12
+from ultra_ext.nn import efficientrep, generalist, goldyolo, pst, yolov12
 
 def _layers(name: str) -> torch.nn.Sequential:
     """The layers DetectionModel(name) would hold, without its stride forward (slow on a busy 2-core box)."""
@@ -49,6 +49,8 @@ def test_only_yaml_classes_are_registered():
         goldyolo.LowStageAlign, goldyolo.LowStageFusion, goldyolo.LocalFusion3, goldyolo.Injection,
         goldyolo.HighStageAlign, goldyolo.HighStageFusion, goldyolo.PoolConcat, goldyolo.EfficientDecoupledDetect,
         pst.PST,
+        generalist.ScaledRepNCSPELAN4, generalist.RepNCSPELAN4B, generalist.ScaledSPPELAN, generalist.GeneralistDetect,
+        generalist.GeneralistSegment, generalist.GeneralistSemanticSegment, generalist.GeneralistHead,
     }  # fmt: skip
     assert all("ul_parse" in dir(c) for c in registry.yaml_classes())
     inner_blocks = ("AreaAttention", "BottleRep", "ConvBN", "ConvAttention", "ConvTransformerBlock", "PyramidSparseBlock")

@@ -36,7 +36,7 @@ from ultra_ext.nn.shapes import MapSizeError
 from ultra_ext.utils.cost import model_cost
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
-from helpers import nudge, read_manifest  # noqa: E402
+from helpers import layer_output_shapes, nudge, read_manifest  # noqa: E402
 
 SCALES = "nslm"
 # Paper Table 1: deployed params (M) and GFLOPs at 640 (fused, conv-only)
@@ -248,17 +248,7 @@ def test_layer_widths_and_strides_at_320(scale):
         23: (w["n4"], 16), 24: (w["n4"], 16), 25: (2 * w["p4"], 32), 26: (w["n5"], 32), 27: (w["n5"], 32),
     }  # fmt: skip
     model = build(scale)
-    seen = {}
-    hooks = [
-        m.register_forward_hook(lambda m, i, o, j=j: seen.__setitem__(j, tuple(o.shape)))
-        for j, m in enumerate(model.model[:-1])
-    ]
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, 320, 320))
-    finally:
-        for h in hooks:
-            h.remove()
+    seen = layer_output_shapes(model, 320)
     for j, (c, stride) in expected.items():
         assert seen[j] == (1, c, 320 // stride, 320 // stride), (j, seen[j])
     assert model.model[11].splits == [t0, t1] and model.model[21].splits == [t2, t3]

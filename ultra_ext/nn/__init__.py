@@ -6,6 +6,15 @@ Class import paths here are a public, stable API: Ultralytics checkpoints pickle
 from .attention import AreaSplitError, attend, backend_report
 from .config import ATTN_BACKENDS, attn_backend, get_attn_backend, set_attn_backend
 from .efficientrep import BepC3, BiasConv, BottleRep, RepVGGBlock, SimConv, SimCSPSPPF, SimSPPF
+from .generalist import (
+    GeneralistDetect,
+    GeneralistHead,
+    GeneralistSegment,
+    GeneralistSemanticSegment,
+    RepNCSPELAN4B,
+    ScaledRepNCSPELAN4,
+    ScaledSPPELAN,
+)
 from .goldyolo import (
     EfficientDecoupledDetect,
     HighStageAlign,
@@ -22,6 +31,7 @@ from .yolov12 import A2C2f, A2C2fTurbo, AreaAttention, AreaAttentionBlock, AreaA
 
 __all__ = [
     "ATTN_BACKENDS",
+    "PST",
     "A2C2f",
     "A2C2fTurbo",
     "AreaAttention",
@@ -33,6 +43,10 @@ __all__ = [
     "BiasConv",
     "BottleRep",
     "EfficientDecoupledDetect",
+    "GeneralistDetect",
+    "GeneralistHead",
+    "GeneralistSegment",
+    "GeneralistSemanticSegment",
     "HighStageAlign",
     "HighStageFusion",
     "Injection",
@@ -40,11 +54,13 @@ __all__ = [
     "LowStageAlign",
     "LowStageFusion",
     "MapSizeError",
-    "PST",
     "PoolConcat",
     "PyramidSparseAttention",
     "PyramidSparseBlock",
+    "RepNCSPELAN4B",
     "RepVGGBlock",
+    "ScaledRepNCSPELAN4",
+    "ScaledSPPELAN",
     "SimCSPSPPF",
     "SimConv",
     "SimSPPF",

@@ -1,9 +1,11 @@
 """ultra_ext's startup hook, run by ``ultra_ext_hook.pth`` in site-packages at every interpreter start.
 
-It only installs a ``sys.meta_path`` finder (about a millisecond; nothing heavy is imported). When
-``ultralytics.nn.tasks`` is imported, the finder lets it execute normally and then imports ``ultra_ext``, which
-registers our modules and YAMLs. So the stock ``yolo`` command, ``YOLO('yolov12n.yaml')``, subprocesses and
-DDP workers see ultra_ext without any user code.
+It only installs a ``sys.meta_path`` finder (about a millisecond; nothing heavy is imported). When one of
+``_TARGETS`` is imported (``ultralytics.cfg``, where the CLI checks task names; ``ultralytics.nn.tasks``, the YAML
+parser; ``ultralytics.models.yolo.model``, the ``YOLO`` task map), the finder lets it execute normally and then
+imports ``ultra_ext`` (which registers our modules, YAMLs and the ``generalist`` task) or, once it is imported,
+lets it register what the new module holds. So the stock ``yolo`` command, ``YOLO('yolov12n.yaml')``,
+subprocesses and DDP workers see ultra_ext without any user code.
 
 Opt out with ``ULTRA_EXT_DISABLE=1``. A failure here never breaks ``import ultralytics``: it becomes a
 ``RuntimeWarning`` and Ultralytics runs stock. (``importlib.abc`` is not imported on purpose: it alone costs
@@ -13,7 +15,7 @@ Opt out with ``ULTRA_EXT_DISABLE=1``. A failure here never breaks ``import ultra
 import os
 import sys
 
-_TARGET = "ultralytics.nn.tasks"
+_TARGETS = ("ultralytics.cfg", "ultralytics.nn.tasks", "ultralytics.models.yolo.model")
 
 
 def _warn(e):
@@ -33,10 +35,17 @@ class _ActivatingLoader:
 
     def exec_module(self, module):
         self._loader.exec_module(module)  # errors of Ultralytics itself propagate unchanged
-        uninstall()
+        if all(t in sys.modules for t in _TARGETS):
+            uninstall()
         try:
-            import ultra_ext  # noqa: F401  (importing activates)
+            if "ultra_ext" not in sys.modules:
+                import ultra_ext  # noqa: F401  (importing activates)
+            else:  # already active, or mid-activation (then activation itself registers what is loaded)
+                register = getattr(getattr(sys.modules["ultra_ext"], "integration", None), "register_loaded", None)
+                if register is not None:
+                    register()
         except Exception as e:
+            uninstall()  # one warning, then Ultralytics runs stock: no retry at the next target
             _warn(e)
 
     def __getattr__(self, name):  # get_source, get_code, is_package, ... (inspect and linecache use them)
@@ -44,10 +53,10 @@ class _ActivatingLoader:
 
 
 class _TasksFinder:
-    """A ``sys.meta_path`` finder that answers for ``ultralytics.nn.tasks`` only."""
+    """A ``sys.meta_path`` finder that answers for ``_TARGETS`` only."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != _TARGET:
+        if fullname not in _TARGETS:
             return None
         try:
             for finder in sys.meta_path:
@@ -68,7 +77,7 @@ def install():
     """Install the finder once, unless ``ULTRA_EXT_DISABLE`` is set to a true value."""
     if os.environ.get("ULTRA_EXT_DISABLE", "").strip().lower() in ("1", "true", "yes", "on"):
         return
-    if _TARGET in sys.modules or any(isinstance(f, _TasksFinder) for f in sys.meta_path):
+    if all(t in sys.modules for t in _TARGETS) or any(isinstance(f, _TasksFinder) for f in sys.meta_path):
         return
     sys.meta_path.insert(0, _TasksFinder())
 

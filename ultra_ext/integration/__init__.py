@@ -1,13 +1,15 @@
 """The whole coupling between ultra_ext and Ultralytics internals lives in this subpackage.
 
-:func:`activate` (idempotent, called by ``import ultra_ext`` and by the startup hook) does five things:
+:func:`activate` (idempotent, called by ``import ultra_ext`` and by the startup hook) does six things:
 
 1. puts our YAML classes into ``ultralytics.nn.tasks``' globals (:mod:`.registry`);
 2. installs the guarded parse_model with one protocol branch (:mod:`.patch`);
 3. wraps ``check_yaml``/``guess_model_scale`` in the tasks namespace so our YAMLs resolve by name (:mod:`.resolve`);
 4. allow-lists our classes for ``ULTRALYTICS_SAFE_LOAD=1`` checkpoint loading;
 5. appends a no-op callback of ours to Ultralytics' default callbacks, so that the cloudpickled state Ultralytics
-   sends to DDP workers imports ultra_ext there before the worker re-parses the YAML.
+   sends to DDP workers imports ultra_ext there before the worker re-parses the YAML;
+6. registers the ``generalist`` task in whatever Ultralytics modules are loaded (:mod:`.tasks`; the startup hook
+   calls :func:`register_loaded` again as the others load).
 
 :func:`deactivate` restores every original.
 """
@@ -19,17 +21,19 @@ import threading
 from .patch import HOOK_NAME, UltralyticsIncompatibleError, build_patched_parse_model, parse_row
 from .protocol import LayerError, ParseContext
 from .resolve import find_model_yaml, model_yaml_names, register_yaml_dir
+from .tasks import register_loaded as _register_tasks
 
 __all__ = [
     "LayerError",
     "ParseContext",
     "UltralyticsIncompatibleError",
     "activate",
-    "deactivate",
     "ddp_anchor",
+    "deactivate",
     "find_model_yaml",
     "is_active",
     "model_yaml_names",
+    "register_loaded",
     "register_yaml_dir",
 ]
 
@@ -85,6 +89,13 @@ def activate() -> None:
         if ddp_anchor not in anchors:
             anchors.append(ddp_anchor)
         _state.update(tasks=tasks, nn=ul_nn, saved=saved, added=added)
+    _register_tasks()
+
+
+def register_loaded() -> None:
+    """Startup-hook entry: register the ``generalist`` task in Ultralytics modules loaded since activation."""
+    if _state:
+        _register_tasks()
 
 
 def deactivate() -> None:
@@ -95,7 +106,9 @@ def deactivate() -> None:
         from ultralytics.utils.callbacks.base import default_callbacks
 
         from . import registry
+        from .tasks import unregister as unregister_tasks
 
+        unregister_tasks()
         tasks = _state["tasks"]
         for k, v in _state["saved"].items():
             setattr(tasks, k, v)

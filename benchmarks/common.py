@@ -51,11 +51,19 @@ __all__ = [
 ]
 
 
-def build(yaml: str):
-    """An Ultralytics ``DetectionModel`` from a model YAML name or path (ultra_ext activated)."""
+def build(yaml: str, task: bool = False):
+    """An Ultralytics ``DetectionModel`` from a model YAML name or path (ultra_ext activated).
+
+    ``task=True``: the model class Ultralytics' task map picks for the YAML instead (``YOLO(yaml).model``:
+    ``SegmentationModel``, ``SemanticSegmentationModel``, ultra_ext's ``GeneralistModel``, ...).
+    """
     import ultra_ext  # noqa: F401  (registers ultra_ext's YAMLs and modules)
     from ultralytics.nn.tasks import DetectionModel
 
+    if task:
+        from ultralytics import YOLO
+
+        return YOLO(yaml).model
     return DetectionModel(yaml, verbose=False)
 
 
@@ -103,10 +111,11 @@ def interleaved_ms(fns: list, runs: int, warmup: int) -> list[tuple[float, float
     return [(statistics.median(t) * 1e3, min(t) * 1e3) for t in times]
 
 
-def export_onnx(model: torch.nn.Module, imgsz: int, path: Path) -> bool:
+def export_onnx(model: torch.nn.Module, imgsz: int, path: Path, output_names: tuple[str, ...] = ("output0",)) -> bool:
     """Fused fp32 export as Ultralytics does it (Detect heads in export mode, opset 18); True if onnxslim ran.
 
     Output ``output0``: ``(1, 4 + nc, A)`` decoded boxes and scores, the tensor Ultralytics' ONNX export yields.
+    Models with more outputs (segmentation: ``+ proto``) need one name each in ``output_names``.
     """
     from ultralytics.nn.modules import Detect
 
@@ -116,7 +125,7 @@ def export_onnx(model: torch.nn.Module, imgsz: int, path: Path) -> bool:
             mod.export, mod.format = True, "onnx"
     x = torch.zeros(1, 3, imgsz, imgsz)
     with torch.no_grad():
-        torch.onnx.export(m, (x,), str(path), opset_version=18, input_names=["images"], output_names=["output0"],
+        torch.onnx.export(m, (x,), str(path), opset_version=18, input_names=["images"], output_names=list(output_names),
                           do_constant_folding=True, dynamo=False)
     try:
         import onnx

@@ -109,6 +109,13 @@ def nudge(model, seed: int):
     return model.eval()
 
 
+def set_row(d: dict, i: int, row: list) -> dict:
+    """Replace layer ``i`` (counted over backbone + head, as parse_model does) of a model YAML dict; return it."""
+    n_backbone = len(d["backbone"])
+    (d["backbone"] if i < n_backbone else d["head"])[i if i < n_backbone else i - n_backbone] = row
+    return d
+
+
 def layer_output_shapes(model, imgsz: int) -> dict[int, tuple]:
     """``{layer index: output shape}`` of every layer but the head, for one zero image in eval mode."""
     import torch

@@ -38,7 +38,7 @@ except ImportError:
     JointModel = SegmentationModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
-from helpers import layer_output_shapes, nudge  # noqa: E402
+from helpers import layer_output_shapes, nudge, set_row  # noqa: E402
 
 YAML_DIR = Path(ultra_ext.__file__).parent / "cfg" / "models" / "gyolo"
 MODEL = {"gyolo": DetectionModel, "gyolo-seg": SegmentationModel, "gyolo-sem": SemanticSegmentationModel}
@@ -330,12 +330,6 @@ def test_semantic_head_single_class_and_many_classes():
 # ---------------------------------------------------------------------------------------------- bad input
 def yaml_dict(base: str = "gyolo", scale: str = "n") -> dict:
     return deepcopy(yaml_model_load(f"{base}-{scale}.yaml"))
-
-
-def set_row(d: dict, i: int, row: list) -> dict:
-    n_backbone = len(d["backbone"])
-    (d["backbone"] if i < n_backbone else d["head"])[i if i < n_backbone else i - n_backbone] = row
-    return d
 
 
 @pytest.mark.parametrize(

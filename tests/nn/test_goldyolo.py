@@ -36,7 +36,7 @@ from ultra_ext.nn.shapes import MapSizeError
 from ultra_ext.utils.cost import model_cost
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
-from helpers import layer_output_shapes, nudge, read_manifest  # noqa: E402
+from helpers import layer_output_shapes, nudge, read_manifest, set_row  # noqa: E402
 
 SCALES = "nslm"
 # Paper Table 1: deployed params (M) and GFLOPs at 640 (fused, conv-only)
@@ -319,12 +319,6 @@ def test_backends_agree_on_the_whole_model():
 def yaml_dict(scale: str = "n") -> dict:
     d = yaml_model_load(f"goldyolo-{scale}.yaml")
     return deepcopy(d)
-
-
-def set_row(d: dict, i: int, row: list) -> dict:
-    n_backbone = len(d["backbone"])
-    (d["backbone"] if i < n_backbone else d["head"])[i if i < n_backbone else i - n_backbone] = row
-    return d
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,8 @@ import sys
 
 import torch
 
+from . import export_check
+
 TASK = "generalist"
 JOINT_HEAD = "GeneralistHead"
 _DEFAULTS = {
@@ -148,6 +150,7 @@ def register_loaded() -> None:
         _register_task_map(yolo_model.YOLO)
     if "ultra_ext.models.generalist" in sys.modules:  # re-activation after deactivate()
         install_onnx_output_names()
+        export_check.install()
 
 
 def unregister() -> None:
@@ -171,3 +174,4 @@ def unregister() -> None:
     if "torch2onnx" in _saved:
         engine, stock = _saved.pop("torch2onnx")
         engine.torch2onnx = stock
+    export_check.uninstall()

@@ -27,6 +27,7 @@ from ultralytics.utils import DEFAULT_CFG, RANK, ops
 from ultralytics.utils.loss import E2ELoss, v8SegmentationLoss
 from ultralytics.utils.metrics import SegmentMetrics, SemanticMetrics
 
+from ..integration.export_check import install as install_export_check
 from ..integration.tasks import TASK, install_onnx_output_names
 from ..nn.generalist import GeneralistHead
 
@@ -45,6 +46,7 @@ BACKGROUND_ID = 255  # predicted "no object" pixels in Results.semantic_mask (Ul
 
 
 install_onnx_output_names()  # any export of a GeneralistModel imports this module first (unpickling or building)
+install_export_check()  # the YOLO class imports this module as it loads, so before any YOLO(...).export
 
 
 def semantic_targets(batch: dict, nc: int, overlap: bool) -> torch.Tensor:

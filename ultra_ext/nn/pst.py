@@ -115,6 +115,12 @@ class PyramidSparseAttention(nn.Module):
         if gumbel is not None:
             self.gumbel = bool(gumbel)
 
+    @property
+    def unsupported_export_formats(self) -> frozenset:
+        """ncnn has no TopK layer, so the fine stage (eval ``topk > 0``) cannot convert; coarse-only PST converts
+        and matches (measured with pnnx 20260526, ncnn 1.0.20261020). Read by the export check."""
+        return frozenset({"ncnn"}) if self.topk else frozenset()
+
     def active_topk(self) -> int:
         return self.train_topk if self.training else self.topk
 

@@ -122,6 +122,13 @@ class AreaAttentionTurbo(_AreaAttentionBase):
         torch.Size([2, 64, 8, 8])
     """
 
+    @property
+    def unsupported_export_formats(self) -> frozenset:
+        """ncnn, with ``area > 1``: PNNX writes a Reshape without its target shape for the 5-D area split of ``qk``
+        and ncnn refuses to load the model; ``area == 1`` (YOLOv12-cls) and AreaAttention convert and match
+        (measured with pnnx 20260526, ncnn 1.0.20261020). Read by the export check."""
+        return frozenset({"ncnn"}) if self.area > 1 else frozenset()
+
     def __init__(self, dim: int, num_heads: int, area: int = 1, backend: str | None = None):
         super().__init__(dim, num_heads, area, backend)
         self.qk = Conv(dim, 2 * dim, 1, act=False)

@@ -20,9 +20,13 @@ def _run(*args, cwd):
 def test_models_lists_every_shipped_yaml(tmp_path):
     proc = _run("models", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    for name in ("yolov12.yaml", "yolov12-turbo.yaml", "yolov12-seg.yaml", "yolov12-cls.yaml"):
-        assert name in proc.stdout
-    assert "scales: n, s, m, l, x" in proc.stdout
+    for name in ("yolov12n.yaml", "yolov12n-turbo.yaml", "yolov12n-seg.yaml", "yolov12n-cls.yaml", "gyolo-seg-n.yaml"):
+        assert f" {name} … " in proc.stdout, name  # first scale … last scale
+    v12 = next(line for line in proc.stdout.splitlines() if " yolov12n.yaml … yolov12x.yaml " in line)
+    assert v12.split()[:2] == ["YOLOv12", "detect"] and "n=2.60 / s=9.28" in v12
+    generalist = next(line for line in proc.stdout.splitlines() if "gyolo-generalist-n.yaml" in line)
+    assert "generalist" in generalist.split() and "l=26.47" in generalist
+    assert "Gold-YOLO: Wang et al." in proc.stdout and "(WACV 2025" in proc.stdout
 
 
 def test_cost_prints_both_conventions(tmp_path):
@@ -50,3 +54,10 @@ def test_yolo_passthrough_runs_stock_cli_with_ultra_ext(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert list(tmp_path.glob("**/*.torchscript")), proc.stdout
+
+
+@pytest.mark.parametrize("tool", ["bench", "coco"])
+def test_sub_tools_have_their_own_help(tmp_path, tool):
+    proc = _run(tool, "-h", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage:" in proc.stdout and tool in proc.stdout

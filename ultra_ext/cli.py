@@ -11,7 +11,13 @@
     ultra-ext convert-pst yolo11n-pst.pt -o yolov12n-pst-coco.pt [--scale n] [--gate learned]
                                                         published PST checkpoint → Ultralytics checkpoint
                                                         (--gate learned reproduces the published k=8 numbers)
-    ultra-ext models                                    list the model YAMLs ultra_ext ships
+    ultra-ext bench yolo11n.yaml gyolo-n.yaml [--csv out.csv --plot-dir plots --train data.yaml]
+                                                        params, GFLOPs, PyTorch/ORT latency, training-step
+                                                        memory (and mAP) side by side; CSV and PNG plots
+    ultra-ext coco convert data.yaml --split val -o val.json | coco eval val.json predictions.json
+                                                        COCO JSON from a YOLO dataset; pycocotools mAP
+    ultra-ext models                                    the model YAMLs ultra_ext ships: family, task, names
+                                                        per scale, params per scale, the paper
     ultra-ext backends                                  which attention backends can run here
 """
 
@@ -110,11 +116,9 @@ def _convert_pst(src: str, dst: str, scale: str | None, gate: str) -> int:
 
 
 def _models() -> int:
-    from .integration.resolve import find_model_yaml, model_yaml_names, yaml_scales
+    from .utils.catalog import catalog, format_catalog
 
-    for name in model_yaml_names():
-        path, _ = find_model_yaml(name)
-        print(f"{name:<28} scales: {', '.join(yaml_scales(path))}")
+    print(format_catalog(catalog()))
     return 0
 
 
@@ -140,9 +144,21 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["yolo"]:  # everything after `yolo` belongs to the stock CLI
         return _yolo(argv[1:])
-    parser = argparse.ArgumentParser(prog="ultra-ext", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if argv[:1] == ["bench"]:  # sub-tools with their own argument parsers
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
+    if argv[:1] == ["coco"]:
+        from .utils.coco import main as coco_main
+
+        return coco_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="ultra-ext", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("yolo", help="run the stock yolo CLI with ultra_ext active")
+    sub.add_parser("bench", help="benchmark models side by side (ultra-ext bench -h)")
+    sub.add_parser("coco", help="YOLO dataset → COCO JSON; pycocotools evaluation (ultra-ext coco -h)")
     hook = sub.add_parser("install-hook", help="install the startup hook into this environment")
     hook.add_argument("--uninstall", action="store_true")
     cost = sub.add_parser("cost", help="parameters and GFLOPs of model YAMLs or checkpoints")
@@ -174,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         help="fine-stage gate policy saved with the model: auto (default; untrained gate → fixed 0.5 blend), "
         "learned (the stored, never-trained gate: reproduces the published k=8 numbers), fixed (always 0.5)",
     )
-    sub.add_parser("models", help="list shipped model YAMLs")
+    sub.add_parser("models", help="shipped model YAMLs: family, task, scales, params, paper")
     sub.add_parser("backends", help="attention backends available here")
     args = parser.parse_args(argv)
     if args.command == "install-hook":

@@ -463,7 +463,7 @@ class HighStageFusion(nn.Module):
     ):
         super().__init__()
         self.splits = list(splits)
-        rates = torch.linspace(0, drop_path, depth).tolist()  # one block: [0.0]
+        rates = torch.linspace(0, drop_path, depth, device="cpu").tolist()  # one block: [0.0]; cpu: meta-safe
         self.blocks = nn.Sequential(
             *(ConvTransformerBlock(c1, key_dim, heads, mlp_ratio, attn_ratio, p) for p in rates)
         )

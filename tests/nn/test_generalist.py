@@ -146,21 +146,21 @@ def elan_widths(m: ScaledRepNCSPELAN4) -> tuple[int, int, int, int]:
 
 
 def test_hidden_widths_and_depth_follow_the_scale():
-    n, l = build("gyolo-generalist", "n").model, build("gyolo-generalist", "l").model
+    small, large = build("gyolo-generalist", "n").model, build("gyolo-generalist", "l").model
     # layer 4 [512, 256, 128, 1]: width 0.25 at n, all three widths scaled (stock parse_model scales c2 only)
-    assert type(n[4]) is ScaledRepNCSPELAN4 and elan_widths(n[4]) == (128, 64, 32, 1)
-    assert elan_widths(l[4]) == (512, 256, 128, 1)
-    assert elan_widths(n[6]) == (128, 128, 64, 1) and elan_widths(l[6]) == (512, 512, 256, 1)
-    # dense branches [256, 256, 128, 2]: depth 0.5 at n halves the RepCSP bottlenecks, l keeps 2
+    assert type(small[4]) is ScaledRepNCSPELAN4 and elan_widths(small[4]) == (128, 64, 32, 1)
+    assert elan_widths(large[4]) == (512, 256, 128, 1)
+    assert elan_widths(small[6]) == (128, 128, 64, 1) and elan_widths(large[6]) == (512, 512, 256, 1)
+    # dense branches [256, 256, 128, 2]: depth 0.5 at n halves the RepCSP bottlenecks, large keeps 2
     for j in (23, 27):
-        assert elan_widths(n[j]) == (64, 64, 32, 1) and elan_widths(l[j]) == (256, 256, 128, 2)
-        assert len(n[j].cv3[0].m) == 1 and len(l[j].cv3[0].m) == 2
+        assert elan_widths(small[j]) == (64, 64, 32, 1) and elan_widths(large[j]) == (256, 256, 128, 2)
+        assert len(small[j].cv3[0].m) == 1 and len(large[j].cv3[0].m) == 2
     # ScaledSPPELAN [512, 256]: cv1 to c3, cv5 from 4·c3 to c2
-    for model, c2, c3 in ((n, 128, 64), (l, 512, 256)):
+    for model, c2, c3 in ((small, 128, 64), (large, 512, 256)):
         assert type(model[9]) is ScaledSPPELAN and model[9].cv1.conv.out_channels == c3
         assert (model[9].cv5.conv.in_channels, model[9].cv5.conv.out_channels) == (4 * c3, c2)
     # RepNCSPELAN4B: cv4 and cv5 read the whole trunk (c3 + 2·c4) and give c2/2 each
-    for model, j, (c2, c3, c4) in ((n, 16, (64, 64, 32)), (n, 19, (128, 128, 64)), (l, 22, (512, 512, 256))):
+    for model, j, (c2, c3, c4) in ((small, 16, (64, 64, 32)), (small, 19, (128, 128, 64)), (large, 22, (512, 512, 256))):
         b = model[j]
         assert type(b) is RepNCSPELAN4B and b.cv1.conv.out_channels == c3 and b.cv2[1].conv.out_channels == c4
         for cv in (b.cv4, b.cv5):

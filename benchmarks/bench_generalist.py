@@ -68,11 +68,12 @@ from common import (  # before ultralytics: it puts the working tree on sys.path
     COST_LATENCY_COLUMNS,
     LATENCY_RATIOS,
     build,
-    export_onnx,
     fused_eval,
+    inference_head,
     interleaved_ms,
+    model_outputs,
+    onnx_checked_session,
     onnx_node_count,
-    ort_session,
     randomize,
     table,
 )
@@ -90,26 +91,6 @@ JOINT = "gyolo-generalist-n"
 THREE = " + ".join(SINGLE_TASK)
 COST_KEYS = ("params", "params_fused", "gflops_conv_fused", "gflops_attn_fused")
 SUM_KEYS = [k for k, _ in LATENCY_RATIOS]  # the summed quantities: fused cost and latencies
-
-
-def outputs(y) -> list[torch.Tensor]:
-    """The tensors a fused eval model's PyTorch forward yields, in the order of its ONNX outputs.
-
-    ``Detect``: ``(y, raw)`` → ``[y]``; ``Segment``: ``((y, proto), raw)`` → ``[y, proto]``; the joint head:
-    ``((det, proto, semantic), raw)`` → all three; the semantic head: the logits tensor itself.
-    """
-    if isinstance(y, torch.Tensor):
-        return [y]
-    return list(y[0]) if isinstance(y[0], (tuple, list)) else [y[0]]
-
-
-def inference_head(model, one2many: bool) -> str:
-    """Select the inference branch of an end2end head (before fusing, which drops the other); returns its name."""
-    head = model.model[-1]
-    if getattr(head, "one2one_cv2", None) is None:
-        return "one2many" if hasattr(head, "cv2") else "-"
-    model.end2end = not one2many
-    return "one2many" if one2many else "one2one"
 
 
 def separate_scores(model, x: torch.Tensor) -> None:
@@ -175,7 +156,7 @@ def pytorch_latency(rows: list[dict], x: torch.Tensor, runs: int, warmup: int) -
     fused = [fused_eval(r["model"]) for r in rows]
     with torch.inference_mode():
         for r, m in zip(rows, fused):
-            r["pt_out"] = [t.numpy() for t in outputs(m(x))]  # ORT's reference below
+            r["pt_out"] = [t.numpy() for t in model_outputs(m(x))]  # ORT's reference below
         stats = interleaved_ms([lambda m=m: m(x) for m in fused], runs, warmup)
     for r, (med, mn) in zip(rows, stats):
         r["pt_ms"], r["pt_min_ms"] = med, mn
@@ -187,17 +168,10 @@ def ort_latency(rows: list[dict], x: torch.Tensor, runs: int, warmup: int, threa
     ok, sessions = [], []
     for r in rows:
         f = tmp / f"{r['name']}.onnx"
-        names = tuple(f"output{i}" for i in range(len(r["pt_out"])))
         try:
-            r["onnx_slim"] = export_onnx(r["model"], x.shape[-1], f, output_names=names)
-            s = ort_session(f, threads, spin=spin)
-            out = s.run(None, {"images": xn})
+            s, out, r["onnx_slim"] = onnx_checked_session(r["model"], x, f, r["pt_out"], threads, spin=spin)
         except Exception as e:  # noqa: BLE001  (one failed export must not hide the other models' numbers)
             r["onnx_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-            continue
-        got = [o.name for o in s.get_outputs()]
-        if got != list(names) or any(o.shape != p.shape for o, p in zip(out, r["pt_out"])):
-            r["onnx_error"] = f"outputs {got} {[o.shape for o in out]} != PyTorch {[p.shape for p in r['pt_out']]}"
             continue
         r["onnx_nodes"] = onnx_node_count(f)
         top_k = r["head"] == "one2one"  # output0 is a top-k selection: compare its rows as a set

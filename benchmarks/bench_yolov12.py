@@ -33,7 +33,6 @@ import csv
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from common import (  # noqa: E402  (before ultralytics: it puts the working tre
     interleaved_ms,
     ort_session,
     randomize,
+    rss_step_peak,
     table,
 )
 
@@ -124,12 +124,6 @@ def ort_latency(rows: list[dict], imgsz: int, runs: int, warmup: int, threads: i
 # ---------------------------------------------------------------------------------------------- memory
 
 
-def _status_kb(key: str) -> int:
-    """A ``/proc/self/status`` figure in KiB (``VmRSS``: resident now, ``VmHWM``: resident high-water mark)."""
-    with open("/proc/self/status") as f:
-        return int(next(line for line in f if line.startswith(key + ":")).split()[1])
-
-
 def memory_worker(yaml: str, backend: str, imgsz: int, threads: int) -> dict:
     """One training step in this (fresh) process; prints and returns its memory figures.
 
@@ -165,21 +159,13 @@ def memory_worker(yaml: str, backend: str, imgsz: int, threads: int) -> dict:
             saved[s.data_ptr()] = s.nbytes()
         return t
 
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        reset = True
-    except OSError:
-        reset = False
-    before_peak, before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, _status_kb("VmRSS")
-    t0 = time.perf_counter()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss, _ = model.loss(batch)
-    loss.sum().backward()
-    step_s = time.perf_counter() - t0
-    peak = _status_kb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out = {"mem_mb": (peak - before) / 1024, "saved_mb": sum(saved.values()) / 2**20, "step_s": step_s,
-           "mem_valid": reset or peak > before_peak}
+    def step():
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss, _ = model.loss(batch)
+        loss.sum().backward()
+
+    mem_mb, step_s, valid = rss_step_peak(step)
+    out = {"mem_mb": mem_mb, "saved_mb": sum(saved.values()) / 2**20, "step_s": step_s, "mem_valid": valid}
     print("MEMORY " + json.dumps(out), flush=True)
     return out
 

@@ -208,23 +208,16 @@ def pytorch_latency(rows: list[dict], x, runs: int, warmup: int) -> None:
 
 def ort_latency(rows: list[dict], x, a, tmp: Path) -> None:
     """Export every row PyTorch ran, check output names and shapes, then time the sessions round-robin."""
-    from .utils.benchmark import export_onnx, interleaved_ms, ort_session
+    from .utils.benchmark import interleaved_ms, onnx_checked_session
 
     xn = x.numpy()
     ok, sessions = [], []
     for r in rows:
         f = tmp / f"{len(ok)}-{r['model'].replace('/', '_')}.onnx"
-        names = tuple(f"output{i}" for i in range(len(r["pt_out"])))
         try:
-            export_onnx(r["net"], a.imgsz, f, output_names=names)
-            s = ort_session(f, a.threads, spin=a.ort_spin, ftz=a.ftz)
-            out = s.run(None, {"images": xn})
+            s, _, _ = onnx_checked_session(r["net"], x, f, r["pt_out"], a.threads, spin=a.ort_spin, ftz=a.ftz)
         except Exception as e:  # noqa: BLE001
             r["errors"]["onnx"] = _error(e)
-            continue
-        got = [o.name for o in s.get_outputs()]
-        if got != list(names) or any(o.shape != p.shape for o, p in zip(out, r["pt_out"])):
-            r["errors"]["onnx"] = f"outputs {got} {[o.shape for o in out]} != PyTorch {[p.shape for p in r['pt_out']]}"
             continue
         ok.append(r)
         sessions.append(s)

@@ -26,12 +26,14 @@ __all__ = [
     "inference_head",
     "interleaved_ms",
     "model_outputs",
+    "onnx_checked_session",
     "onnx_node_count",
     "ort_profile",
     "ort_session",
     "portable_data",
     "randomize",
     "resolve_data",
+    "rss_step_peak",
     "synthetic_batch",
     "table",
     "train_step_peak",
@@ -161,6 +163,25 @@ def export_onnx(model: torch.nn.Module, imgsz: int, path: Path, output_names: tu
         return True
     except ImportError:
         return False
+
+
+def onnx_checked_session(
+    model: torch.nn.Module, x: torch.Tensor, path: Path, reference: list, threads: int, spin: bool = False, ftz=False
+):
+    """Export ``model`` with one ONNX output per PyTorch output (``output0``, ``output1``, ...), open an ORT session
+    and run ``x``; return ``(session, outputs, onnxslim ran)``.
+
+    ``reference``: the fused PyTorch model's own outputs on ``x`` (:func:`model_outputs`, as numpy). Raises
+    ``ValueError`` when the ONNX output names or shapes differ from them.
+    """
+    names = tuple(f"output{i}" for i in range(len(reference)))
+    slim = export_onnx(model, x.shape[-1], path, output_names=names)
+    session = ort_session(path, threads, spin=spin, ftz=ftz)
+    out = session.run(None, {"images": x.numpy()})
+    got = [o.name for o in session.get_outputs()]
+    if got != list(names) or any(o.shape != p.shape for o, p in zip(out, reference)):
+        raise ValueError(f"outputs {got} {[o.shape for o in out]} != PyTorch {[p.shape for p in reference]}")
+    return session, out, slim
 
 
 def ort_session(path: Path, threads: int, profile_prefix: str | None = None, spin: bool = True, ftz: bool = False):
@@ -360,8 +381,6 @@ def train_step_peak(model: torch.nn.Module, task: str, batch: int, imgsz: int, d
     :func:`synthetic_batch` has no targets for.
     Returns ``{"peak_mb", "step_s", "valid", "loss", "device"}``.
     """
-    import resource
-
     from ultralytics.cfg import get_cfg
 
     dev = torch.device(device)
@@ -399,6 +418,20 @@ def train_step_peak(model: torch.nn.Module, task: str, batch: int, imgsz: int, d
             "device": str(dev),
         }
     _malloc_trim()
+    peak_mb, step_s, valid = rss_step_peak(step)
+    return {"peak_mb": peak_mb, "step_s": step_s, "valid": valid, "loss": kind, "device": "cpu"}
+
+
+def rss_step_peak(step) -> tuple[float, float, bool]:
+    """Run ``step()`` once; return ``(MiB the resident set peaked above its size just before, seconds, valid)``.
+
+    Linux: the kernel's resident-set high-water mark is reset first (``echo 5 > /proc/self/clear_refs``), so the
+    figure is ``VmHWM - VmRSS before``: everything the step touches, undisturbed by earlier peaks. Where the reset
+    is refused, ``ru_maxrss`` after the step minus the RSS before it, and ``valid`` says whether the step exceeded
+    the earlier high-water mark (otherwise the figure is a lower bound).
+    """
+    import resource
+
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -410,13 +443,7 @@ def train_step_peak(model: torch.nn.Module, task: str, batch: int, imgsz: int, d
     step()
     step_s = time.perf_counter() - t0
     peak = _status_kb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {
-        "peak_mb": (peak - before) / 1024,
-        "step_s": step_s,
-        "valid": reset or peak > before_peak,
-        "loss": kind,
-        "device": "cpu",
-    }
+    return (peak - before) / 1024, step_s, reset or peak > before_peak
 
 
 def _malloc_trim() -> None:

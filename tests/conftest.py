@@ -34,3 +34,22 @@ def _place_font() -> None:
 
 
 _place_font()
+
+
+def _register_fuzz_profiles() -> None:
+    """Hypothesis profiles for the property-based tests (``tests/**/test_fuzz_*.py``).
+
+    ``ci`` (default): a fixed example sequence (derandomized: a red CI run reproduces locally), no example database
+    written into the checkout, no per-example deadline (2 shared cores make timings meaningless). ``nightly``
+    (``ULTRA_EXT_FUZZ_PROFILE=nightly``, see ``scripts/fuzz_nightly.sh``): random search, ten times the examples.
+    """
+    from hypothesis import HealthCheck, settings
+
+    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.register_profile("ci", max_examples=FUZZ_EXAMPLES["ci"], derandomize=True, database=None, **common)
+    settings.register_profile("nightly", max_examples=FUZZ_EXAMPLES["nightly"], print_blob=True, **common)
+    settings.load_profile(os.environ.get("ULTRA_EXT_FUZZ_PROFILE", "ci"))
+
+
+FUZZ_EXAMPLES = {"ci": 110, "nightly": 1100}  # per property test; every module family has at least two
+_register_fuzz_profiles()

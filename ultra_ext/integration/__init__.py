@@ -1,6 +1,6 @@
 """The whole coupling between ultra_ext and Ultralytics internals lives in this subpackage.
 
-:func:`activate` (idempotent, called by ``import ultra_ext`` and by the startup hook) does six things:
+:func:`activate` (idempotent, called by ``import ultra_ext`` and by the startup hook) does seven things:
 
 1. puts our YAML classes into ``ultralytics.nn.tasks``' globals (:mod:`.registry`);
 2. installs the guarded parse_model with one protocol branch (:mod:`.patch`);
@@ -9,7 +9,8 @@
 5. appends a no-op callback of ours to Ultralytics' default callbacks, so that the cloudpickled state Ultralytics
    sends to DDP workers imports ultra_ext there before the worker re-parses the YAML;
 6. registers the ``generalist`` task in whatever Ultralytics modules are loaded (:mod:`.tasks`; the startup hook
-   calls :func:`register_loaded` again as the others load).
+   calls :func:`register_loaded` again as the others load);
+7. wraps ``torch_safe_load`` so a checkpoint whose bytes changed after saving is refused (:mod:`.checkpoint`).
 
 :func:`deactivate` restores every original.
 """
@@ -49,7 +50,7 @@ def _rebind_package_exports(ul_nn, tasks) -> None:
     """``ultralytics.nn`` re-exports these names; point them at whatever tasks holds now.
 
     During the startup hook ``ultralytics.nn`` is still mid-import and binds them itself afterwards."""
-    for name in ("parse_model", "guess_model_scale"):
+    for name in ("parse_model", "guess_model_scale", "torch_safe_load"):
         if hasattr(ul_nn, name):
             setattr(ul_nn, name, getattr(tasks, name))
 
@@ -68,6 +69,7 @@ def activate() -> None:
         from ultralytics.utils.callbacks.base import default_callbacks
 
         from . import registry
+        from .checkpoint import wrap_torch_safe_load
         from .resolve import wrap_check_yaml, wrap_guess_model_scale
 
         added = registry.register_names(tasks.__dict__)
@@ -79,8 +81,14 @@ def activate() -> None:
             registry.unregister_names(tasks.__dict__, added)
             raise
         tasks.__dict__[HOOK_NAME] = parse_row
-        saved = {"parse_model": original, "check_yaml": tasks.check_yaml, "guess_model_scale": tasks.guess_model_scale}
+        saved = {
+            "parse_model": original,
+            "check_yaml": tasks.check_yaml,
+            "guess_model_scale": tasks.guess_model_scale,
+            "torch_safe_load": tasks.torch_safe_load,
+        }
         tasks.parse_model = patched
+        tasks.torch_safe_load = wrap_torch_safe_load(tasks.torch_safe_load)
         tasks.check_yaml = wrap_check_yaml(tasks.check_yaml)
         tasks.guess_model_scale = wrap_guess_model_scale(tasks.guess_model_scale)
         _rebind_package_exports(ul_nn, tasks)

@@ -7,6 +7,7 @@ stock module, and under the plain ``<Name>`` only where that name is free.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import sys
 
@@ -67,11 +68,32 @@ def unregister_names(namespace: dict, added: dict[str, type]) -> None:
             del namespace[name]
 
 
+def foreign_classes() -> list[type]:
+    """Classes from outside torch.nn and Ultralytics that our modules instantiate, so checkpoints pickle them.
+
+    Ultralytics' safe loader allows only ``torch.nn`` and ``ultralytics.nn`` classes on its own: each entry here
+    was found by loading a checkpoint of every shipped YAML under ``ULTRALYTICS_SAFE_LOAD=1``
+    (``tests/integration/test_checkpoint_families.py``).
+    """
+    from torchvision.ops import StochasticDepth  # Gold-YOLO's high-stage transformer drop path
+
+    return [StochasticDepth]
+
+
 def register_safe_globals() -> None:
     """Allow every class we may pickle under ``ULTRALYTICS_SAFE_LOAD=1`` (torch ``weights_only`` loading)."""
     add = getattr(torch.serialization, "add_safe_globals", None)
     if add is not None:
-        add(model_classes())
+        add(model_classes() + foreign_classes())
+
+
+def _suggestion(name, namespace: dict) -> str:
+    """`` (did you mean 'X'?)`` for the closest module name the parser knows, or ``""``."""
+    if not isinstance(name, str):
+        return ""
+    known = [k for k, v in namespace.items() if inspect.isclass(v) and issubclass(v, torch.nn.Module)]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _resolvable(name: str, namespace: dict) -> bool:
@@ -100,8 +122,9 @@ def check_model_dict(d: dict, namespace: dict, ours: dict[str, type]) -> None:
         if not isinstance(name, str) or not _resolvable(name, namespace):
             listed = ", ".join(sorted(n for n in ours if n.startswith(ALIAS_PREFIX)))
             raise LayerError(
-                f"model YAML layer {i}: unknown module {name!r}. ultra_ext modules: {listed}; "
-                f"stock Ultralytics modules are those imported in ultralytics.nn.tasks, plus nn.* and torchvision.ops.*"
+                f"model YAML layer {i}: unknown module {name!r}{_suggestion(name, namespace)}. ultra_ext modules: "
+                f"{listed}; stock Ultralytics modules are those imported in ultralytics.nn.tasks, plus nn.* and "
+                f"torchvision.ops.*"
             )
         uses_ours = uses_ours or name in ours
     scales = d.get("scales")

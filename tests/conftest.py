@@ -51,5 +51,6 @@ def _register_fuzz_profiles() -> None:
     settings.load_profile(os.environ.get("ULTRA_EXT_FUZZ_PROFILE", "ci"))
 
 
-FUZZ_EXAMPLES = {"ci": 110, "nightly": 1100}  # per property test; every module family has at least two
+# Examples per property test; every module family has at least two property tests (>= 220 cases per family in CI).
+FUZZ_EXAMPLES = {"ci": 110, "nightly": int(os.environ.get("ULTRA_EXT_FUZZ_EXAMPLES", "1100"))}
 _register_fuzz_profiles()

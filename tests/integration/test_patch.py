@@ -222,6 +222,63 @@ def test_guard_refuses_unreadable_source():
     assert "source cannot be read" in str(e.value)
 
 
+# ---------------------------------------------------------------- (b2) fingerprint and self-check of the semantics
+def _compiled_variant(src: str, first: int, filename: str):
+    """``src`` (an edited parse_model) patched and compiled with tasks' globals, as activate() would install it."""
+    from ultra_ext.integration.selfcheck import fingerprint
+
+    namespace: dict = {}
+    exec(patch_source(src, first, filename), tasks.__dict__, namespace)  # tasks holds HOOK_NAME while active
+    fn = namespace["parse_model"]
+    fn.ultra_ext_fingerprint = fingerprint(src)
+    return fn
+
+
+SEMANTIC_VARIANTS = {  # each keeps the anchor and every local the guard checks, but builds something else
+    "channels-recorded-doubled": ("        ch.append(c2)", "        ch.append(c2 * 2)"),
+    "repeats-not-scaled": ("max(round(n * depth), 1) if n > 1 else n", "1"),
+    "save-list-dropped": ("        save.extend(", "        [].extend("),
+}
+
+
+def test_known_source_skips_the_probe_and_the_probe_matches_it(original_source):
+    from ultra_ext.integration.selfcheck import KNOWN_FINGERPRINTS, fingerprint, run_self_check
+
+    src, first, filename = original_source
+    assert fingerprint(src) in KNOWN_FINGERPRINTS  # this Ultralytics: tested, no probe at start-up
+    assert tasks.parse_model.ultra_ext_fingerprint == fingerprint(src)
+    # cosmetic edits (docstring, comments, blank lines) keep the fingerprint
+    cosmetic = src.replace('"""Parse a YOLO', '"""Reworded: parse a YOLO', 1).replace("  # depth gain", "\n\n")
+    assert cosmetic != src and fingerprint(cosmetic) == fingerprint(src)
+    assert run_self_check(tasks.parse_model) == []  # the pinned probe numbers are today's
+
+
+@pytest.mark.parametrize("variant", list(SEMANTIC_VARIANTS))
+def test_self_check_refuses_an_untested_source_that_builds_differently(variant, original_source):
+    from ultra_ext.integration.patch import check_semantics
+
+    src, first, filename = original_source
+    old, new = SEMANTIC_VARIANTS[variant]
+    assert src.count(old) == 1
+    fn = _compiled_variant(src.replace(old, new), first, filename)
+    with pytest.raises(UltralyticsIncompatibleError) as e:
+        check_semantics(fn)
+    msg = str(e.value)
+    assert f"ultralytics {ultralytics.__version__}" in msg and "self-check" in msg and "ULTRA_EXT_DISABLE" in msg
+
+
+def test_self_check_accepts_an_untested_source_that_builds_the_same(original_source):
+    """A harmless new statement changes the fingerprint; the probe then runs and passes: no false alarm."""
+    from ultra_ext.integration.patch import check_semantics
+    from ultra_ext.integration.selfcheck import KNOWN_FINGERPRINTS
+
+    src, first, filename = original_source
+    old = "        ch.append(c2)"
+    fn = _compiled_variant(src.replace(old, old + "\n        _unused = len(ch)"), first, filename)
+    assert fn.ultra_ext_fingerprint not in KNOWN_FINGERPRINTS
+    check_semantics(fn)
+
+
 def test_failed_activation_rolls_back():
     """activate() on an unpatchable parse_model raises and leaves tasks exactly as it found it."""
     ultra_ext.deactivate()

@@ -374,3 +374,21 @@ def test_direct_module_errors():
         ConvAttention(8, 4, 0)
     with pytest.raises(ValueError, match="end2end"):
         EfficientDecoupledDetect(2, 16, True, (8,))
+
+
+def test_drop_path_equals_torchvision_stochastic_depth():
+    """Our DropPath replaces torchvision's StochasticDepth(p, "row") (whose import costs seconds at start-up): the
+    same random draws give the same bytes in training; both are the identity in eval."""
+    from torchvision.ops import StochasticDepth
+
+    from ultra_ext.nn.goldyolo import DropPath
+
+    x = torch.randn(16, 8, 5, 5)
+    for p in (0.1, 0.5):
+        ours, ref = DropPath(p), StochasticDepth(p, "row")
+        torch.manual_seed(3)
+        a = ours(x)
+        torch.manual_seed(3)
+        b = ref(x)
+        assert torch.equal(a, b) and not torch.equal(a, x)
+        assert torch.equal(ours.eval()(x), x)

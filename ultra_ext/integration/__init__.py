@@ -3,7 +3,8 @@
 :func:`activate` (idempotent, called by ``import ultra_ext`` and by the startup hook) does seven things:
 
 1. puts our YAML classes into ``ultralytics.nn.tasks``' globals (:mod:`.registry`);
-2. installs the guarded parse_model with one protocol branch (:mod:`.patch`);
+2. installs the guarded parse_model with one protocol branch (:mod:`.patch`; on a parse_model source we have not
+   tested, a probe model is built first and compared with pinned numbers, :mod:`.selfcheck`);
 3. wraps ``check_yaml``/``guess_model_scale`` in the tasks namespace so our YAMLs resolve by name (:mod:`.resolve`);
 4. allow-lists our classes for ``ULTRALYTICS_SAFE_LOAD=1`` checkpoint loading;
 5. appends a no-op callback of ours to Ultralytics' default callbacks, so that the cloudpickled state Ultralytics
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import threading
 
-from .patch import HOOK_NAME, UltralyticsIncompatibleError, build_patched_parse_model, parse_row
+from .patch import HOOK_NAME, UltralyticsIncompatibleError, build_patched_parse_model, check_semantics, parse_row
 from .protocol import LayerError, ParseContext
 from .resolve import find_model_yaml, model_yaml_names, register_yaml_dir
 from .tasks import register_loaded as _register_tasks
@@ -77,10 +78,12 @@ def activate() -> None:
             original, patched = build_patched_parse_model(
                 tasks, lambda d: registry.check_model_dict(d, tasks.__dict__, added)
             )
+            tasks.__dict__[HOOK_NAME] = parse_row
+            check_semantics(patched)  # untested parse_model source: build a probe before anything else changes
         except Exception:
+            tasks.__dict__.pop(HOOK_NAME, None)
             registry.unregister_names(tasks.__dict__, added)
             raise
-        tasks.__dict__[HOOK_NAME] = parse_row
         saved = {
             "parse_model": original,
             "check_yaml": tasks.check_yaml,

@@ -21,7 +21,7 @@ import textwrap
 
 from .protocol import LayerError, ParseContext
 
-__all__ = ["HOOK_NAME", "UltralyticsIncompatibleError", "build_patched_parse_model", "parse_row"]
+__all__ = ["HOOK_NAME", "UltralyticsIncompatibleError", "build_patched_parse_model", "check_semantics", "parse_row"]
 
 HOOK_NAME = "_ultra_ext_parse_row"
 REQUIRED_LOCALS = ("m", "f", "n", "args", "c2", "ch", "legacy", "i", "d", "layers")
@@ -121,6 +121,8 @@ def build_patched_parse_model(tasks, check_rows):
     except (OSError, TypeError) as e:
         raise _incompatible(f"its source cannot be read ({e})") from None
     code = patch_source("".join(lines), first_line, filename)
+    from .selfcheck import fingerprint
+
     namespace: dict = {}
     exec(code, tasks.__dict__, namespace)  # globals = tasks' own, as for the original
     compiled = namespace["parse_model"]
@@ -131,7 +133,22 @@ def build_patched_parse_model(tasks, check_rows):
         return compiled(d, ch, verbose)
 
     parse_model.ultra_ext_patched = True
+    parse_model.ultra_ext_fingerprint = fingerprint("".join(lines))  # selfcheck.KNOWN_FINGERPRINTS: tested sources
     return original, parse_model
+
+
+def check_semantics(parse_model) -> None:
+    """On a parse_model source we have not tested, build the self-check probe (:mod:`.selfcheck`) or refuse."""
+    from .selfcheck import KNOWN_FINGERPRINTS, run_self_check
+
+    if parse_model.ultra_ext_fingerprint in KNOWN_FINGERPRINTS:
+        return
+    problems = run_self_check(parse_model)
+    if problems:
+        raise _incompatible(
+            f"its parse_model source is one ultra_ext was not tested on, and the self-check probe builds differently "
+            f"({'; '.join(problems)})"
+        )
 
 
 def parse_row(m, frame_locals: dict):

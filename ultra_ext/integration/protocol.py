@@ -89,6 +89,11 @@ class ParseContext:
         """A :class:`LayerError` prefixed with the layer index and module name (raise it)."""
         return LayerError(f"model YAML layer {self.i} ({self.name}, from={self.f}): {message}")
 
+    def yaml_repeats(self):
+        """The row's repeats as written in the YAML (``n`` is after depth scaling: 2 at depth 0.33 becomes 1)."""
+        rows = (self.d.get("backbone") or []) + (self.d.get("head") or [])
+        return rows[self.i][1] if self.i is not None and self.i < len(rows) else self.n
+
     # --- channels ---------------------------------------------------------------------------------------
     def c_in(self) -> int | list[int]:
         """Input channels: an int for an int ``from``, a list for a list ``from``."""

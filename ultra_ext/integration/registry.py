@@ -68,23 +68,11 @@ def unregister_names(namespace: dict, added: dict[str, type]) -> None:
             del namespace[name]
 
 
-def foreign_classes() -> list[type]:
-    """Classes from outside torch.nn and Ultralytics that our modules instantiate, so checkpoints pickle them.
-
-    Ultralytics' safe loader allows only ``torch.nn`` and ``ultralytics.nn`` classes on its own: each entry here
-    was found by loading a checkpoint of every shipped YAML under ``ULTRALYTICS_SAFE_LOAD=1``
-    (``tests/integration/test_checkpoint_families.py``).
-    """
-    from torchvision.ops import StochasticDepth  # Gold-YOLO's high-stage transformer drop path
-
-    return [StochasticDepth]
-
-
 def register_safe_globals() -> None:
     """Allow every class we may pickle under ``ULTRALYTICS_SAFE_LOAD=1`` (torch ``weights_only`` loading)."""
     add = getattr(torch.serialization, "add_safe_globals", None)
     if add is not None:
-        add(model_classes() + foreign_classes())
+        add(model_classes())
 
 
 def _suggestion(name, namespace: dict) -> str:

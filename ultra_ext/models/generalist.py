@@ -18,7 +18,6 @@ from copy import copy
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import sigmoid_focal_loss
 from ultralytics.engine.results import SemanticMask
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.models.yolo.segment import SegmentationPredictor, SegmentationTrainer, SegmentationValidator
@@ -86,6 +85,8 @@ class SemanticFocalDiceLoss:
         if logits.shape[-2:] != target.shape[-2:]:
             logits = F.interpolate(logits, target.shape[-2:], mode="bilinear", align_corners=False)
         onehot = F.one_hot(target, self.n_maps).permute(0, 3, 1, 2).to(logits.dtype)
+        from torchvision.ops import sigmoid_focal_loss  # here, not at import: torchvision.ops costs seconds to import
+
         focal = sigmoid_focal_loss(logits, onehot, alpha=0.25, gamma=2.0, reduction="mean")
         prob = logits.softmax(1)
         dice = 1 - (2 * (prob * onehot).sum() + 1) / (prob.sum() + onehot.sum() + 1)

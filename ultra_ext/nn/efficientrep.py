@@ -22,6 +22,8 @@ from torch import nn
 from ultralytics.nn.modules.block import SPPF
 from ultralytics.nn.modules.conv import Conv, RepConv, autopad
 
+from .checks import check_block, check_int, check_odd_kernel, check_real
+
 __all__ = [
     "BASIC_BLOCKS",
     "BepC3",
@@ -47,7 +49,7 @@ def _parse_conv_row(ctx, default_k: int, allowed_k: tuple[int, ...] | None = Non
     ctx.check_arity(3, "[c2, k, s]")
     c1 = ctx.c_in_single()
     c2 = ctx.width(ctx.arg(0, "c2", int, check=_positive("c2")))
-    k = ctx.arg(1, "k", int, default_k, check=_positive("k"))
+    k = ctx.arg(1, "k", int, default_k, check=_ODD_KERNEL)
     if allowed_k and k not in allowed_k:
         raise ctx.error(f"kernel size k={k} is not supported (allowed: {allowed_k})")
     s = ctx.arg(2, "s", int, 1, check=_positive("s"))
@@ -61,6 +63,13 @@ def _parse_conv_row(ctx, default_k: int, allowed_k: tuple[int, ...] | None = Non
     return {"args": [c1, c2, k, s], "c2": c2, "n": ctx.n}
 
 
+def _check_conv_args(owner: str, c1, c2, k, s) -> None:
+    """Channels and stride ints >= 1; ``k`` odd, so that the output is ``ceil(H / s)`` as documented."""
+    for name, v in (("c1", c1), ("c2", c2), ("s", s)):
+        check_int(owner, name, v)
+    check_odd_kernel(owner, "k", k)
+
+
 class RepVGGBlock(RepConv):
     """RepVGG block: ``ReLU(BN(conv3×3 x) + BN(conv1×1 x) + BN(x))``, re-parameterised to one 3×3 conv by ``fuse()``.
 
@@ -70,7 +79,7 @@ class RepVGGBlock(RepConv):
     Args:
         c1: input channels. c2: output channels. k: kernel size, must be 3. s: stride.
 
-    Shapes: ``(B, c1, H, W)`` → ``(B, c2, H/s, W/s)``.
+    Shapes: ``(B, c1, H, W)`` → ``(B, c2, H/s, W/s)`` (``ceil`` when ``s`` does not divide the size).
 
     Attributes:
         conv1 (Conv): 3×3 conv + BN. conv2 (Conv): 1×1 conv + BN. bn (nn.BatchNorm2d | None): identity branch.
@@ -83,8 +92,10 @@ class RepVGGBlock(RepConv):
     default_act = nn.ReLU()
 
     def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1):
+        for name, v in (("c1", c1), ("c2", c2), ("s", s), ("k", k)):
+            check_int("RepVGGBlock", name, v)
         if k != 3:
-            raise ValueError(f"RepVGGBlock kernel must be 3, got {k}")
+            raise ValueError(f"RepVGGBlock kernel must be 3, got k={k!r}")
         super().__init__(c1, c2, 3, s, p=1, act=True, bn=True)
 
     @classmethod
@@ -100,9 +111,9 @@ class BiasConv(Conv):
     after BN folding); kept so that official L weights convert one to one.
 
     Args:
-        c1: input channels. c2: output channels. k: kernel size. s: stride.
+        c1: input channels. c2: output channels. k: kernel size (odd). s: stride.
 
-    Shapes: ``(B, c1, H, W)`` → ``(B, c2, H/s, W/s)``.
+    Shapes: ``(B, c1, H, W)`` → ``(B, c2, H/s, W/s)`` (``ceil`` when ``s`` does not divide the size).
 
     Example:
         >>> BiasConv(16, 32, 3, 2)(torch.randn(1, 16, 8, 8)).shape
@@ -110,6 +121,7 @@ class BiasConv(Conv):
     """
 
     def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1):
+        _check_conv_args("BiasConv", c1, c2, k, s)
         super().__init__(c1, c2, k, s)
         self.conv = nn.Conv2d(c1, c2, k, s, autopad(k), bias=True)
 
@@ -123,9 +135,9 @@ class SimConv(Conv):
     """Conv (no bias) + BN + **ReLU**, YOLOv6's ``SimConv``; padding ``k // 2``.
 
     Args:
-        c1: input channels. c2: output channels. k: kernel size. s: stride.
+        c1: input channels. c2: output channels. k: kernel size (odd). s: stride.
 
-    Shapes: ``(B, c1, H, W)`` → ``(B, c2, H/s, W/s)``.
+    Shapes: ``(B, c1, H, W)`` → ``(B, c2, H/s, W/s)`` (``ceil`` when ``s`` does not divide the size).
 
     Example:
         >>> SimConv(16, 8, 1)(torch.randn(1, 16, 4, 4)).shape
@@ -135,6 +147,7 @@ class SimConv(Conv):
     default_act = nn.ReLU()
 
     def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1):
+        _check_conv_args("SimConv", c1, c2, k, s)
         super().__init__(c1, c2, k, s)
 
     @classmethod
@@ -174,6 +187,9 @@ class BottleRep(nn.Module):
 
     def __init__(self, c1: int, c2: int, block: type = RepVGGBlock, learnable_alpha: bool = True):
         super().__init__()
+        check_int("BottleRep", "c1", c1)
+        check_int("BottleRep", "c2", c2)
+        check_block("BottleRep", block)
         self.conv1 = block(c1, c2)
         self.conv2 = block(c2, c2)
         self.shortcut = c1 == c2
@@ -189,7 +205,7 @@ class BepC3(nn.Module):
 
     Args:
         c1: input channels. c2: output channels.
-        n: the YAML repeats; the stage holds ``max(1, n // 2)`` BottleReps (two blocks each), as YOLOv6's
+        n: the YAML repeats (>= 1); the stage holds ``max(1, n // 2)`` BottleReps (two blocks each), as YOLOv6's
             ``RepBlock(..., block=BottleRep)`` does.
         e: hidden width ``c_ = int(c2 * e)`` (Gold-YOLO-M: 2/3, L: 1/2).
         block: basic block class. The 1×1 convs use ReLU, or SiLU when the block is ``BiasConv`` (as YOLOv6).
@@ -206,6 +222,10 @@ class BepC3(nn.Module):
 
     def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5, block: type = RepVGGBlock):
         super().__init__()
+        for name, v in (("c1", c1), ("c2", c2), ("n", n)):
+            check_int("BepC3", name, v)
+        check_real("BepC3", "e", e, 0)
+        check_block("BepC3", block)
         c_ = int(c2 * e)
         if c_ < 1:
             raise ValueError(f"BepC3 hidden width int(c2*e) = int({c2}*{e}) must be positive")
@@ -237,7 +257,7 @@ class SimSPPF(SPPF):
     """SPPF with ReLU convs (YOLOv6 ``SimSPPF``, Gold-YOLO-M): 1×1 → three chained k×k max-pools → concat → 1×1.
 
     Args:
-        c1: input channels. c2: output channels. k: max-pool kernel.
+        c1: input channels (>= 2: the hidden width is ``c1 // 2``). c2: output channels. k: max-pool kernel (odd).
 
     Shapes: ``(B, c1, H, W)`` → ``(B, c2, H, W)``.
 
@@ -247,6 +267,9 @@ class SimSPPF(SPPF):
     """
 
     def __init__(self, c1: int, c2: int, k: int = 5):
+        check_int("SimSPPF", "c1", c1, minimum=2)  # hidden width c1 // 2
+        check_int("SimSPPF", "c2", c2)
+        check_odd_kernel("SimSPPF", "k", k)
         super().__init__(c1, c2, k)
         self.cv1.act = nn.ReLU()
         self.cv2.act = nn.ReLU()
@@ -267,7 +290,7 @@ class SimCSPSPPF(nn.Module):
     ``x1 = cv4(cv3(cv1 x))``; ``y3 = cv6(cv5(cat[x1, mp x1, mp² x1, mp³ x1]))``; ``out = cv7(cat[cv2 x, y3])``.
 
     Args:
-        c1: input channels. c2: output channels. k: max-pool kernel. e: hidden width ``c_ = int(c2 * e)``.
+        c1: input channels. c2: output channels. k: max-pool kernel (odd). e: hidden width ``c_ = int(c2 * e) >= 1``.
 
     Shapes: ``(B, c1, H, W)`` → ``(B, c2, H, W)``.
 
@@ -278,7 +301,13 @@ class SimCSPSPPF(nn.Module):
 
     def __init__(self, c1: int, c2: int, k: int = 5, e: float = 0.5):
         super().__init__()
+        for name, v in (("c1", c1), ("c2", c2)):
+            check_int("SimCSPSPPF", name, v)
+        check_odd_kernel("SimCSPSPPF", "k", k)
+        check_real("SimCSPSPPF", "e", e, 0)
         c_ = int(c2 * e)
+        if c_ < 1:
+            raise ValueError(f"SimCSPSPPF hidden width int(c2*e) = int({c2}*{e}) must be positive")
         self.cv1 = SimConv(c1, c_, 1)
         self.cv2 = SimConv(c1, c_, 1)
         self.cv3 = SimConv(c_, c_, 3)

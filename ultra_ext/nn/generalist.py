@@ -35,6 +35,8 @@ from ultralytics.nn.modules.block import SPPELAN, RepNCSPELAN4
 from ultralytics.nn.modules.conv import Conv, DWConv
 from ultralytics.nn.modules.head import Detect, Segment, SemanticSegment
 
+from .checks import check_channel_list, check_int, check_odd_kernel
+
 __all__ = [
     "GeneralistDetect",
     "GeneralistHead",
@@ -50,6 +52,17 @@ def _positive(what: str):
     return (lambda v: v >= 1, f"{what} must be >= 1")
 
 
+def _check_elan_args(owner: str, c1, c2, c3, c4, n) -> None:
+    """GELAN widths that build a working block: the stock one accepts odd ``c3`` (its ``forward_split`` then fails)
+    and ``c4 = 1`` (zero-channel RepCSP convs)."""
+    for name, v in (("c1", c1), ("c2", c2), ("n", n)):
+        check_int(owner, name, v)
+    check_int(owner, "c3", c3, minimum=2)
+    if c3 % 2:
+        raise ValueError(f"{owner} c3 must be even (cv1's output is split into two halves), got c3={c3}")
+    check_int(owner, "c4", c4, minimum=2)  # RepCSP hidden width c4 // 2
+
+
 # --- encoder blocks ------------------------------------------------------------------------------------------
 
 
@@ -59,13 +72,20 @@ class ScaledRepNCSPELAN4(RepNCSPELAN4):
     YAML ``[from, 1, ScaledRepNCSPELAN4, [c2, c3, c4, n]]``: all three widths are width-scaled (stock formula),
     ``n`` (RepCSP bottlenecks per stage) is depth-scaled with a minimum of 1. Shapes: ``(B, c1, H, W)`` →
     ``(B, c2, H, W)``.
+
+    Direct calls: ``c3`` even (``cv1``'s output is split into two halves), ``c4 >= 2`` (each RepCSP's hidden width
+    is ``c4 // 2``), ``n >= 1``; parsed YAML rows always are (widths are multiples of 8).
     """
+
+    def __init__(self, c1: int, c2: int, c3: int, c4: int, n: int = 1):
+        _check_elan_args(type(self).__name__, c1, c2, c3, c4, n)
+        super().__init__(c1, c2, c3, c4, n)
 
     @classmethod
     def _scaled_args(cls, ctx) -> list:
         ctx.check_arity(4, "[c2, c3, c4, n]")
-        if ctx.n != 1:
-            raise ctx.error(f"repeats must be 1 (the block's depth is its 4th argument n), got {ctx.n}")
+        if ctx.yaml_repeats() != 1:  # checked as written: depth scaling would turn 2 into 1 at scale n
+            raise ctx.error(f"repeats must be 1 (the block's depth is its 4th argument n), got {ctx.yaml_repeats()!r}")
         c1 = ctx.c_in_single()
         c2, c3, c4 = (
             ctx.width(ctx.arg(k, what, int, check=_positive(what))) for k, what in enumerate(("c2", "c3", "c4"))
@@ -88,9 +108,9 @@ class RepNCSPELAN4B(ScaledRepNCSPELAN4):
     """
 
     def __init__(self, c1: int, c2: int, c3: int, c4: int, n: int = 1):
-        if c2 % 2:
+        if check_int("RepNCSPELAN4B", "c2", c2) % 2:
             raise ValueError(f"RepNCSPELAN4B needs an even output width (two halves), got c2={c2}")
-        super().__init__(c1, c2, c3, c4, n)
+        super().__init__(c1, c2, c3, c4, n)  # checks the GELAN widths
         self.cv4 = Conv(c3 + 2 * c4, c2 // 2, 1, 1)  # half trained through the trunk
         self.cv5 = Conv(c3 + 2 * c4, c2 // 2, 1, 1)  # half on the detached trunk
 
@@ -106,9 +126,15 @@ class RepNCSPELAN4B(ScaledRepNCSPELAN4):
 class ScaledSPPELAN(SPPELAN):
     """Ultralytics' ``SPPELAN`` with its hidden width ``c3`` width-scaled too.
 
-    YAML ``[from, 1, ScaledSPPELAN, [c2, c3, k]]`` (``k`` the max-pool size, default 5). Shapes: ``(B, c1, H, W)`` →
-    ``(B, c2, H, W)``.
+    YAML ``[from, 1, ScaledSPPELAN, [c2, c3, k]]`` (``k`` the max-pool size, odd, default 5). Shapes:
+    ``(B, c1, H, W)`` → ``(B, c2, H, W)``.
     """
+
+    def __init__(self, c1: int, c2: int, c3: int, k: int = 5):
+        for name, v in (("c1", c1), ("c2", c2), ("c3", c3)):
+            check_int("ScaledSPPELAN", name, v)
+        check_odd_kernel("ScaledSPPELAN", "k", k)  # an even pool kernel grows the map by one: the concat fails
+        super().__init__(c1, c2, c3, k)
 
     @classmethod
     def ul_parse(cls, ctx) -> dict:
@@ -120,6 +146,16 @@ class ScaledSPPELAN(SPPELAN):
 
 
 # --- heads ---------------------------------------------------------------------------------------------------
+
+
+def _check_head_args(owner: str, ch, n_dense: int, end2end, **counts) -> list[int]:
+    """Head arguments of direct calls: ``counts`` (nc, reg_max, nm, ...) ints >= 1, ``end2end`` a bool, ``ch`` at
+    least one pyramid level plus ``n_dense`` stride-4 features. Returns ``ch`` as a list."""
+    for name, v in counts.items():
+        check_int(owner, name, v)
+    if not isinstance(end2end, bool):
+        raise TypeError(f"{owner} end2end must be a bool, got end2end={end2end!r}")
+    return check_channel_list(owner, "ch", ch, min_len=1 + n_dense)
 
 
 def _install_branches(head: Detect, ch: list[int], end2end: bool) -> None:
@@ -180,8 +216,9 @@ class GeneralistDetect(Detect):
     """
 
     def __init__(self, nc: int = 80, reg_max: int = 16, end2end: bool = False, ch: tuple[int, ...] = ()):
+        ch = _check_head_args("GeneralistDetect", ch, 0, end2end, nc=nc, reg_max=reg_max)
         super().__init__(nc, reg_max, end2end, ch)
-        _install_branches(self, list(ch), end2end)
+        _install_branches(self, ch, end2end)
 
     @classmethod
     def ul_parse(cls, ctx) -> dict:
@@ -222,7 +259,7 @@ class GeneralistSegment(_SharedMaskCoefficients, Segment):
     """
 
     def __init__(self, nc: int = 80, nm: int = 32, reg_max: int = 16, end2end: bool = False, ch: tuple[int, ...] = ()):
-        *pyramid, c_proto = ch
+        *pyramid, c_proto = _check_head_args("GeneralistSegment", ch, 1, end2end, nc=nc, nm=nm, reg_max=reg_max)
         super().__init__(nc, nm, c_proto, reg_max, end2end, tuple(pyramid))
         _install_branches(self, pyramid, end2end)
         self._share_mask_head()
@@ -267,6 +304,10 @@ class GeneralistSemanticSegment(SemanticSegment):
     """
 
     def __init__(self, nc: int = 19, stride: int = 4, ch: tuple[int, ...] = ()):
+        check_int("GeneralistSemanticSegment", "nc", nc)
+        if check_int("GeneralistSemanticSegment", "stride", stride) not in (1, 2, 4, 8):
+            raise ValueError(f"GeneralistSemanticSegment stride must be 1, 2, 4 or 8, got stride={stride}")
+        ch = check_channel_list("GeneralistSemanticSegment", "ch", ch)
         super().__init__(nc, ch[:1])
         self.classifier = nn.Conv2d(ch[0], nc, 1)
         self.feature_stride = stride
@@ -316,7 +357,9 @@ class GeneralistHead(_SharedMaskCoefficients, Segment):
         end2end: bool = False,
         ch: tuple[int, ...] = (),
     ):
-        *pyramid, c_semantic, c_proto = ch
+        *pyramid, c_semantic, c_proto = _check_head_args(
+            "GeneralistHead", ch, 2, end2end, nc=nc, nm=nm, sem_nc=sem_nc, reg_max=reg_max
+        )
         super().__init__(nc, nm, c_proto, reg_max, end2end, tuple(pyramid))
         _install_branches(self, pyramid, end2end)
         self._share_mask_head()

@@ -34,20 +34,21 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import StochasticDepth
 from ultralytics.nn.modules.block import DFL
 from ultralytics.nn.modules.conv import Conv
 from ultralytics.nn.modules.head import Detect
 
 from .attention import attend, channels_to_tokens, check_backend_arg, resolve_backend, tokens_to_map
+from .checks import check_block, check_channel_list, check_int, check_real, mlp_hidden_width
 from .efficientrep import RepVGGBlock, SimConv, basic_block
-from .shapes import integer_ratio, require_ratio, structural_sizes
+from .shapes import checking_sizes, integer_ratio, layer_name, require_ratio, structural_sizes
 
 __all__ = [
     "ConvAttention",
     "ConvBN",
     "ConvMlp",
     "ConvTransformerBlock",
+    "DropPath",
     "EfficientDecoupledDetect",
     "HighStageAlign",
     "HighStageFusion",
@@ -63,6 +64,17 @@ __all__ = [
 def _resize(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Bilinear resize of ``x`` to ``ref``'s spatial size (size read from ``ref``: dynamic in exported graphs)."""
     return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _maps(module: nn.Module, xs, names: tuple[str, ...]) -> list[torch.Tensor]:
+    """The list of input maps of a multi-input layer, one per name (clearer than Python's unpacking error; a bare
+    tensor would otherwise be unpacked along its batch axis)."""
+    expected = f"{len(names)} maps [{', '.join(names)}]"
+    if not isinstance(xs, (list, tuple)):
+        raise TypeError(f"{layer_name(module)} takes a list of {expected}, got {type(xs).__name__}")
+    if len(xs) != len(names):
+        raise ValueError(f"{layer_name(module)} takes {expected}, got {len(xs)} maps")
+    return list(xs)
 
 
 def _split_source(ctx, f: int, index: int) -> tuple[int, int]:
@@ -135,7 +147,7 @@ class LowStageAlign(nn.Module):
     """
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        b2, b3, b4, b5 = xs
+        b2, b3, b4, b5 = _maps(self, xs, ("B2", "B3", "B4", "B5"))
         require_ratio(self, "input 0 (stride 4)", b2, b4, 4)
         require_ratio(self, "input 1 (stride 8)", b3, b4, 2)
         require_ratio(self, "input 3 (stride 32)", b5, b4, 0.5)
@@ -168,7 +180,11 @@ class LowStageFusion(nn.Module):
 
     def __init__(self, c1: int, hidden: int, splits: list[int], n: int = 3, block: type = RepVGGBlock):
         super().__init__()
-        self.splits = list(splits)
+        check_int("LowStageFusion", "c1", c1)
+        check_int("LowStageFusion", "hidden", hidden)
+        check_int("LowStageFusion", "n", n, minimum=0)
+        check_block("LowStageFusion", block)
+        self.splits = check_channel_list("LowStageFusion", "splits", splits)
         self.reduce = Conv(c1, hidden, 1)
         self.blocks = nn.Sequential(*(block(hidden, hidden) for _ in range(n)))
         self.expand = Conv(hidden, sum(self.splits), 1)
@@ -221,11 +237,13 @@ class LocalFusion3(nn.Module):
 
     def __init__(self, c_mid: int, c2: int):
         super().__init__()
+        check_int("LocalFusion3", "c_mid", c_mid)
+        check_int("LocalFusion3", "c2", c2)
         self.cv1 = SimConv(c_mid, c2, 1)
         self.cv_fuse = SimConv(3 * c2, c2, 1)
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        fine, mid, coarse = xs
+        fine, mid, coarse = _maps(self, xs, ("finer", "middle", "coarser"))
         require_ratio(self, "input 0 (finer level)", fine, mid, 2)
         require_ratio(self, "input 2 (coarser level)", coarse, mid, 0.5)
         return self.cv_fuse(torch.cat((F.avg_pool2d(fine, 2), self.cv1(mid), _resize(coarse, mid)), 1))
@@ -256,7 +274,7 @@ class Injection(nn.Module):
 
     Args:
         c_local: local input channels. c_global: global slice channels. c2: output channels.
-        offset: first channel of the slice in the global input.
+        offset: first channel of the slice in the global input (which needs ``>= offset + c_global`` channels).
 
     Shapes: ``[(B, c_local, H, W), (B, C_global_total, h, w)]`` → ``(B, c2, H, W)``.
 
@@ -270,6 +288,9 @@ class Injection(nn.Module):
 
     def __init__(self, c_local: int, c_global: int, c2: int, offset: int = 0):
         super().__init__()
+        for name, v in (("c_local", c_local), ("c_global", c_global), ("c2", c2)):
+            check_int("Injection", name, v)
+        check_int("Injection", "offset", offset, minimum=0)
         self.offset, self.c_global = offset, c_global
         self.local_embedding = ConvBN(c_local, c2)
         self.global_embedding = ConvBN(c_global, c2)
@@ -277,7 +298,12 @@ class Injection(nn.Module):
         self.gate = nn.Hardsigmoid()  # ReLU6(x + 3) / 6, the published "h_sigmoid"
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        x_local, x_global = xs
+        x_local, x_global = _maps(self, xs, ("local", "global"))
+        if checking_sizes() and x_global.shape[1] < self.offset + self.c_global:  # slicing would silently narrow it
+            raise ValueError(
+                f"{layer_name(self)}: the global input has {x_global.shape[1]} channels, but the slice "
+                f"offset={self.offset} + c_global={self.c_global} needs {self.offset + self.c_global}"
+            )
         g = x_global[:, self.offset : self.offset + self.c_global]
         local, act, emb = self.local_embedding(x_local), self.global_act(g), self.global_embedding(g)
         (h, w), (hg, wg) = x_local.shape[-2:], g.shape[-2:]
@@ -327,9 +353,13 @@ class HighStageAlign(nn.Module):
 
     def __init__(self, stride: int = 2):
         super().__init__()
-        self.stride = stride
+        self.stride = check_int("HighStageAlign", "stride", stride)
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        if not isinstance(xs, (list, tuple)):
+            raise TypeError(f"{layer_name(self)} takes a list of maps, got {type(xs).__name__}")
+        if not xs:
+            raise ValueError(f"{layer_name(self)} takes a non-empty list of maps, got an empty {type(xs).__name__}")
         last = xs[-1]
         pooled = []
         for j, x in enumerate(xs):
@@ -366,9 +396,14 @@ class ConvAttention(nn.Module):
 
     def __init__(self, dim: int, key_dim: int, heads: int, attn_ratio: float = 2.0, backend: str | None = None):
         super().__init__()
-        d_v = attn_ratio * key_dim
-        if heads < 1 or key_dim < 1 or d_v != int(d_v) or d_v < 1:
-            raise ValueError(f"invalid attention shape: heads={heads}, key_dim={key_dim}, attn_ratio={attn_ratio}")
+        for name, v in (("dim", dim), ("key_dim", key_dim), ("heads", heads)):
+            check_int("ConvAttention", name, v)
+        d_v = check_real("ConvAttention", "attn_ratio", attn_ratio, 0) * key_dim
+        if d_v != int(d_v) or d_v < 1:
+            raise ValueError(
+                f"ConvAttention value width attn_ratio*key_dim must be a whole number >= 1, "
+                f"got attn_ratio={attn_ratio!r}, key_dim={key_dim} (heads={heads})"
+            )
         self.heads, self.key_dim, self.d_v = heads, key_dim, int(d_v)
         self.attn_backend = check_backend_arg(backend)
         self.last_backend = None
@@ -401,6 +436,8 @@ class ConvMlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
+        check_int("ConvMlp", "dim", dim)
+        check_int("ConvMlp", "hidden", hidden)
         self.fc1 = ConvBN(dim, hidden)
         self.dwconv = nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden, bias=True)
         self.act = nn.ReLU6()
@@ -408,6 +445,32 @@ class ConvMlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.dwconv(self.fc1(x))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample: in training, zero each sample's residual branch with probability ``p`` and
+    scale the kept ones by ``1 / (1 - p)``; the identity in eval.
+
+    torchvision's ``StochasticDepth(p, "row")`` computes the same (same random draws, bit for bit), but importing
+    ``torchvision.ops`` costs seconds at start-up, and the startup hook imports this module in every process that
+    imports Ultralytics.
+
+    Shapes: ``(B, ...)`` → ``(B, ...)``.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = check_real("DropPath", "p", p, 0, 1, low_open=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class ConvTransformerBlock(nn.Module):
@@ -423,8 +486,10 @@ class ConvTransformerBlock(nn.Module):
     def __init__(self, dim: int, key_dim: int, heads: int, mlp_ratio: float, attn_ratio: float, drop_path: float):
         super().__init__()
         self.attn = ConvAttention(dim, key_dim, heads, attn_ratio)
-        self.mlp = ConvMlp(dim, int(dim * mlp_ratio))
-        self.drop_path = StochasticDepth(drop_path, "row") if drop_path > 0 else nn.Identity()
+        hidden = mlp_hidden_width("ConvTransformerBlock", dim, mlp_ratio)
+        check_real("ConvTransformerBlock", "drop_path", drop_path, 0, 1, low_open=False)
+        self.mlp = ConvMlp(dim, hidden)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.attn(x))
@@ -462,7 +527,11 @@ class HighStageFusion(nn.Module):
         drop_path: float = 0.1,
     ):
         super().__init__()
-        self.splits = list(splits)
+        check_int("HighStageFusion", "c1", c1)
+        check_int("HighStageFusion", "depth", depth)
+        # checked here too: with depth 1 the only block gets rate 0 and would never see the value
+        check_real("HighStageFusion", "drop_path", drop_path, 0, 1, low_open=False)
+        self.splits = check_channel_list("HighStageFusion", "splits", splits)
         rates = torch.linspace(0, drop_path, depth, device="cpu").tolist()  # one block: [0.0]; cpu: meta-safe
         self.blocks = nn.Sequential(
             *(ConvTransformerBlock(c1, key_dim, heads, mlp_ratio, attn_ratio, p) for p in rates)
@@ -509,7 +578,7 @@ class PoolConcat(nn.Module):
     """
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        fine, coarse = xs
+        fine, coarse = _maps(self, xs, ("finer", "coarser"))
         r = integer_ratio(self, "input 0", fine, coarse)
         return torch.cat((F.avg_pool2d(fine, r) if r > 1 else fine, coarse), 1)
 
@@ -547,7 +616,13 @@ class EfficientDecoupledDetect(Detect):
 
     def __init__(self, nc: int = 80, reg_max: int = 16, end2end: bool = False, ch: tuple[int, ...] = ()):
         if end2end:
-            raise ValueError("EfficientDecoupledDetect has no one-to-one (end2end) branch; set end2end: False")
+            raise ValueError(
+                "EfficientDecoupledDetect has no one-to-one (end2end) branch; set end2end=False, "
+                f"got end2end={end2end!r}"
+            )
+        check_int("EfficientDecoupledDetect", "nc", nc)
+        check_int("EfficientDecoupledDetect", "reg_max", reg_max)
+        ch = check_channel_list("EfficientDecoupledDetect", "ch", ch)
         # Detect.__init__ would build (and we would discard) the stock branches; set its attributes directly
         nn.Module.__init__(self)
         self.nc, self.nl, self.reg_max = nc, len(ch), reg_max

@@ -37,7 +37,14 @@ import torch.nn.functional as F
 from torch import nn
 from ultralytics.nn.modules.conv import Conv
 
-from .attention import attend, channels_to_tokens, check_backend_arg, resolve_backend, tokens_to_map
+from .attention import (
+    attend,
+    channels_to_tokens,
+    check_backend_arg,
+    resolve_backend,
+    tokens_to_map,
+)
+from .checks import check_int, check_real, mlp_hidden_width
 from .shapes import checking_sizes, layer_name, require_ratio
 
 __all__ = ["GATE_MODES", "PST", "PyramidSparseAttention", "PyramidSparseBlock", "set_pst_options"]
@@ -46,12 +53,13 @@ HEAD_DIM = 32  # fixed, as in YOLOv12: heads = channels // 32
 GATE_MODES = ("auto", "learned", "fixed")
 
 
-def _check_topk(module: nn.Module, topk: int, upper: torch.Tensor) -> None:
+def _check_topk(module: nn.Module, topk: int, upper: torch.Tensor, name: str = "topk") -> None:
+    """``name`` is the switch in charge of ``topk``: ``"topk"`` (eval) or ``"train_topk"`` (training mode)."""
     m = upper.shape[-2] * upper.shape[-1]
     if checking_sizes() and topk > m:
         raise ValueError(
-            f"{layer_name(module)}: topk={topk} exceeds the {m} coarse tokens of the {upper.shape[-2]}×"
-            f"{upper.shape[-1]} coarse map; lower topk (set_pst_options) or use a larger input"
+            f"{layer_name(module)}: {name}={topk} exceeds the {m} coarse tokens of the {upper.shape[-2]}×"
+            f"{upper.shape[-1]} coarse map; lower {name} (set_pst_options) or use a larger input"
         )
 
 
@@ -88,8 +96,8 @@ class PyramidSparseAttention(nn.Module):
         backend: str | None = None,
     ):
         super().__init__()
-        if dim < HEAD_DIM or dim % HEAD_DIM:
-            raise ValueError(f"PST attention width {dim} is not a positive multiple of the head width {HEAD_DIM}")
+        if check_int(type(self).__name__, "dim", dim) % HEAD_DIM:
+            raise ValueError(f"PST attention width dim={dim} is not a positive multiple of the head width {HEAD_DIM}")
         self.heads = dim // HEAD_DIM
         self.q = Conv(dim, dim, 1, act=False)
         self.kv = Conv(dim, 2 * dim, 1, act=False)
@@ -97,7 +105,11 @@ class PyramidSparseAttention(nn.Module):
         self.pe = Conv(dim, dim, 7, 1, 3, g=dim, act=False)
         self.gate_conv1d = nn.Conv1d(2 * HEAD_DIM, HEAD_DIM, 1)  # published name
         self.register_buffer("gate_trained", torch.zeros(()))
-        self.configure(topk=topk, train_topk=train_topk, gate=gate, gumbel=gumbel)
+        switches = dict(topk=topk, train_topk=train_topk, gate=gate, gumbel=gumbel)
+        for name, value in switches.items():  # configure() reads None as "unchanged"; a new module has no value yet
+            if value is None:
+                raise TypeError(f"{name} must be given, got {name}=None")
+        self.configure(**switches)
         self.attn_backend = check_backend_arg(backend)
         self.last_backend = None
 
@@ -113,7 +125,9 @@ class PyramidSparseAttention(nn.Module):
                 raise ValueError(f"gate must be one of {GATE_MODES}, got {gate!r}")
             self.gate_mode = gate
         if gumbel is not None:
-            self.gumbel = bool(gumbel)
+            if not isinstance(gumbel, bool):
+                raise TypeError(f"gumbel must be a bool, got {gumbel!r}")
+            self.gumbel = gumbel
 
     @property
     def unsupported_export_formats(self) -> frozenset:
@@ -135,7 +149,7 @@ class PyramidSparseAttention(nn.Module):
         out, self.last_backend = attend(q, k, v, backend)  # coarse stage, (B, N, h, d)
         topk = self.active_topk()
         if topk:
-            _check_topk(self, topk, upper)
+            _check_topk(self, topk, upper, "train_topk" if self.training else "topk")
             out = self._fine_stage(x, q, k, out, topk, backend)
         v_map = kv[:, :, HEAD_DIM:].reshape(b, c, hc, wc)  # coarse values as a map, channel = head·d + j
         pe = F.interpolate(self.pe(v_map), size=(h, w), mode="bilinear", align_corners=False)
@@ -191,7 +205,7 @@ class PyramidSparseBlock(nn.Module):
     def __init__(self, dim: int, mlp_ratio: float = 2.0, **attn_kwargs):
         super().__init__()
         self.attn = PyramidSparseAttention(dim, **attn_kwargs)
-        hidden = int(dim * mlp_ratio)
+        hidden = mlp_hidden_width(type(self).__name__, dim, mlp_ratio)
         self.mlp = nn.Sequential(Conv(dim, hidden, 1), Conv(hidden, dim, 1, act=False))
         for m in self.modules():  # the published init: truncated normal on Conv2d only (the gate keeps its own)
             if isinstance(m, nn.Conv2d):
@@ -238,9 +252,13 @@ class PST(nn.Module):
         train_topk: int = 0,
     ):
         super().__init__()
+        owner = type(self).__name__
+        c1, c_up, c2, n = (check_int(owner, k, v) for k, v in (("c1", c1), ("c_up", c_up), ("c2", c2), ("n", n)))
+        e = check_real(owner, "e", e, 0)
         c_ = int(c2 * e)
-        if c_ < HEAD_DIM or c_ % HEAD_DIM:
-            raise ValueError(f"PST hidden width int(c2*e) = int({c2}*{e}) = {c_} is not a multiple of {HEAD_DIM}")
+        if c_ % HEAD_DIM or not c_:
+            why = f"is not a multiple of {HEAD_DIM}" if c_ else f"is below the head width {HEAD_DIM}"
+            raise ValueError(f"PST hidden width int(c2*e) = int({c2}*{e}) = {c_} {why}")
         self.n = n
         self.cv1 = Conv(c1, c_, 1)
         self.cvup = Conv(c_up, c_, 1)
@@ -255,7 +273,7 @@ class PST(nn.Module):
         x, upper = xs
         require_ratio(self, "input 0 (fine map)", x, upper, 2)
         for block in self.blocks():
-            _check_topk(self, block.attn.active_topk(), upper)
+            _check_topk(self, block.attn.active_topk(), upper, "train_topk" if block.attn.training else "topk")
         uf = self.cvup(upper)
         y = [self.cv1(x)]
         for block in self.blocks():

@@ -33,6 +33,7 @@ from .attention import (
     split_areas,
     tokens_to_map,
 )
+from .checks import check_int, check_real, mlp_hidden_width
 
 __all__ = [
     "A2C2f",
@@ -51,11 +52,11 @@ class _AreaAttentionBase(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, area: int, backend: str | None):
         super().__init__()
-        if num_heads < 1 or dim % num_heads:
-            raise ValueError(f"attention width {dim} is not divisible into {num_heads} heads")
-        if area < 1:
-            raise ValueError(f"area must be >= 1, got {area}")
-        self.area = area
+        owner = type(self).__name__
+        dim, num_heads = check_int(owner, "dim", dim), check_int(owner, "num_heads", num_heads)
+        if dim % num_heads:
+            raise ValueError(f"attention width dim={dim} is not divisible into num_heads={num_heads} heads")
+        self.area = check_int(owner, "area", area)
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.attn_backend = check_backend_arg(backend)
@@ -169,7 +170,7 @@ class AreaAttentionBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 1.2, area: int = 1):
         super().__init__()
         self.attn = self.attention_cls(dim, num_heads, area)
-        hidden = int(dim * mlp_ratio)
+        hidden = mlp_hidden_width(type(self).__name__, dim, mlp_ratio)
         self.mlp = nn.Sequential(Conv(dim, hidden, 1), Conv(hidden, dim, 1, act=False))
         self.apply(self._init_weights)
 
@@ -228,11 +229,18 @@ class A2C2f(nn.Module):
         shortcut: bool = True,
     ):
         super().__init__()
+        owner = type(self).__name__
+        c1, c2, n, g = (check_int(owner, name, v) for name, v in (("c1", c1), ("c2", c2), ("n", n), ("g", g)))
+        e = check_real(owner, "e", e, 0)
+        check_real(owner, "mlp_ratio", mlp_ratio, 0)  # the blocks check it too, but a2=False builds none
         c_ = int(c2 * e)
-        if c_ % HEAD_DIM:
-            raise ValueError(f"A2C2f hidden width int(c2*e) = int({c2}*{e}) = {c_} is not a multiple of {HEAD_DIM}")
+        if c_ % HEAD_DIM or not c_:
+            why = f"is not a multiple of {HEAD_DIM}" if c_ else f"is below the head width {HEAD_DIM}"
+            raise ValueError(f"A2C2f hidden width int(c2*e) = int({c2}*{e}) = {c_} {why}")
         if a2 and residual and c1 != c2:
             raise ValueError(f"A2C2f residual needs c1 == c2, got c1={c1}, c2={c2}")
+        if not a2 and (c_ // 2) % g:  # C3k's bottleneck convs are grouped at half the hidden width
+            raise ValueError(f"A2C2f groups g={g} do not divide the C3k bottleneck width {c_ // 2} (c_/2, c_ = {c_})")
         self.cv1 = Conv(c1, c_, 1, 1)
         self.cv2 = Conv((1 + n) * c_, c2, 1)
         self.gamma = nn.Parameter(0.01 * torch.ones(c2)) if a2 and residual else None
@@ -273,13 +281,13 @@ class A2C2f(nn.Module):
         if a2 and area < 1:
             raise ctx.error(f"area must be >= 1 when a2 is on, got {area}")
         hidden = int(c2 * e)
-        if hidden % HEAD_DIM:
+        if hidden % HEAD_DIM or not hidden:
             raise ctx.error(
-                f"hidden width int(c2*e) = int({c2}*{e}) = {hidden} is not a multiple of {HEAD_DIM} "
+                f"hidden width int(c2*e) = int({c2}*{e}) = {hidden} is not a positive multiple of {HEAD_DIM} "
                 f"(head_dim {HEAD_DIM}; c2 {c2} is the YAML's {ctx.args[0]} at width {ctx.width_multiple})"
             )
-        if not a2 and hidden % g:
-            raise ctx.error(f"hidden width {hidden} is not divisible into g={g} groups")
+        if not a2 and (hidden // 2) % g:  # C3k's bottleneck convs are grouped at half the hidden width
+            raise ctx.error(f"C3k bottleneck width {hidden // 2} (hidden/2) is not divisible into g={g} groups")
         if a2 and residual and c1 != c2:
             raise ctx.error(f"residual needs input channels == output channels, got {c1} != {c2}")
         args = [c1, c2, ctx.n, a2, area, residual, mlp_ratio, e, g, shortcut]

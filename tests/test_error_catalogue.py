@@ -282,3 +282,24 @@ if __name__ == "__main__":
     import ultra_ext  # noqa: F401  (activates, as the startup hook would)
 
     sys.stdout.write(markdown())
+
+
+@pytest.mark.slow
+def test_stock_cli_ends_with_the_same_single_line(tmp_path):
+    """Through the stock ``yolo`` command (fresh interpreter, startup hook) the output ends with the catalogue's
+    message: the user reads one line naming the layer, not a chain of re-raised errors."""
+    from ultralytics.utils import YAML
+
+    from helpers import YOLO_CLI, describe, run  # noqa: I001 (tests/ is on sys.path, see the top)
+
+    case = next(c for c in CATALOGUE if c.id == "string-for-int")
+    d = load(case.yaml)
+    case.edit(d)
+    d.pop("yaml_file", None)
+    bad = tmp_path / "yolov12n-typo.yaml"
+    YAML.save(bad, d)
+    proc = run([str(YOLO_CLI), "train", f"model={bad}", "data=coco8.yaml", "epochs=1"], cwd=tmp_path)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ultra_ext.integration.protocol.LayerError: model YAML layer 6 (ultra_ext.A2C2f"), describe(proc)
+    assert "area='four'" in last and proc.stderr.count("LayerError") == 1, describe(proc)

@@ -26,7 +26,7 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "0")
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ holds helpers.py (no package)
-from helpers import set_row  # noqa: E402
+from helpers import YOLO_CLI, describe, run, set_row  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
@@ -290,7 +290,6 @@ def test_stock_cli_ends_with_the_same_single_line(tmp_path):
     message: the user reads one line naming the layer, not a chain of re-raised errors."""
     from ultralytics.utils import YAML
 
-    from helpers import YOLO_CLI, describe, run  # noqa: I001 (tests/ is on sys.path, see the top)
 
     case = next(c for c in CATALOGUE if c.id == "string-for-int")
     d = load(case.yaml)

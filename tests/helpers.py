@@ -109,6 +109,26 @@ def nudge(model, seed: int):
     return model.eval()
 
 
+def fused_copy(model):
+    """What the stock ``DetectionModel.fuse()`` does to these blocks, on a copy: RepConv branch merge, then Conv+BN
+    folding. ``model`` itself is left as it is (compare the two for re-parameterisation parity)."""
+    from copy import deepcopy
+
+    from ultralytics.nn.modules.conv import Conv, RepConv
+    from ultralytics.utils.torch_utils import fuse_conv_and_bn
+
+    model = deepcopy(model)
+    for m in model.modules():
+        if isinstance(m, RepConv) and hasattr(m, "conv1"):
+            m.fuse_convs()
+            m.forward = m.forward_fuse
+        elif isinstance(m, Conv) and hasattr(m, "bn"):
+            m.conv = fuse_conv_and_bn(m.conv, m.bn)
+            delattr(m, "bn")
+            m.forward = m.forward_fuse
+    return model
+
+
 def set_row(d: dict, i: int, row: list) -> dict:
     """Replace layer ``i`` (counted over backbone + head, as parse_model does) of a model YAML dict; return it."""
     n_backbone = len(d["backbone"])

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from ultra_ext.utils.benchmark import iter_tensors
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ holds helpers.py (no package)
 from helpers import describe, make_tiny_dataset, run_python  # noqa: E402
 
@@ -56,7 +58,7 @@ def pass_digest(model: torch.nn.Module, backend: str, seed: int = 1) -> str:
     with ultra_ext.attn_backend(backend), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # flash's one-time "falling back to sdpa" on the CPU
         out = model(x)
-    flat = [t for t in _tensors(out) if t.is_floating_point()]
+    flat = [t for t in iter_tensors(out) if t.is_floating_point()]
     sum(t.float().square().mean() for t in flat).backward()
     h = hashlib.sha256()
     for t in flat:
@@ -65,17 +67,6 @@ def pass_digest(model: torch.nn.Module, backend: str, seed: int = 1) -> str:
         if p.grad is not None:
             h.update(name.encode() + tensor_bytes(p.grad))
     return h.hexdigest()
-
-
-def _tensors(y):
-    if isinstance(y, torch.Tensor):
-        yield y
-    elif isinstance(y, dict):
-        for v in y.values():
-            yield from _tensors(v)
-    elif isinstance(y, (list, tuple)):
-        for v in y:
-            yield from _tensors(v)
 
 
 def digests(names=FAMILIES) -> dict:

@@ -15,26 +15,7 @@ from ultra_ext.integration import LayerError
 from ultra_ext.nn.efficientrep import BepC3, BiasConv, BottleRep, RepVGGBlock, SimConv, SimCSPSPPF, SimSPPF
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
-from helpers import nudge  # noqa: E402
-
-
-def fused_copy(model: nn.Module) -> nn.Module:
-    """What the stock ``DetectionModel.fuse()`` does to these blocks: RepConv merge, then Conv+BN folding."""
-    from copy import deepcopy
-
-    from ultralytics.nn.modules.conv import Conv, RepConv
-    from ultralytics.utils.torch_utils import fuse_conv_and_bn
-
-    model = deepcopy(model)
-    for m in model.modules():
-        if isinstance(m, RepConv) and hasattr(m, "conv1"):
-            m.fuse_convs()
-            m.forward = m.forward_fuse
-        elif isinstance(m, Conv) and hasattr(m, "bn"):
-            m.conv = fuse_conv_and_bn(m.conv, m.bn)
-            delattr(m, "bn")
-            m.forward = m.forward_fuse
-    return model
+from helpers import fused_copy, nudge  # noqa: E402
 
 
 @pytest.mark.parametrize("c1, c2, s, identity", [(16, 16, 1, True), (16, 32, 1, False), (16, 16, 2, False)])

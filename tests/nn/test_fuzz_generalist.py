@@ -34,16 +34,11 @@ Valid ranges (every example tiny; the file takes about 12 s on one idle core, 37
 from __future__ import annotations
 
 import sys
-from copy import deepcopy
 from pathlib import Path
 
-import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
-from torch import nn
-from ultralytics.nn.modules.conv import Conv, RepConv
-from ultralytics.utils.torch_utils import fuse_conv_and_bn
 
 from ultra_ext.nn.generalist import (
     GeneralistDetect,
@@ -55,8 +50,18 @@ from ultra_ext.nn.generalist import (
     ScaledSPPELAN,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
-from helpers import nudge  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py, fuzzing.py (no package)
+from fuzzing import (  # noqa: E402
+    assert_finite,
+    assert_fused_matches,
+    assert_refused,
+    bad_channel_list,
+    bad_int,
+    build,
+    mode_and_batch,
+    random_inputs,
+    with_examples,
+)
 
 MODULES = {
     cls.__name__: cls
@@ -106,12 +111,6 @@ def head_args(draw, kind: str) -> dict:
 
 
 @st.composite
-def mode_and_batch(draw) -> tuple[bool, int]:
-    train = draw(st.booleans())
-    return train, draw(st.integers(2 if train else 1, 3))  # train-mode BN needs > 1 value per channel
-
-
-@st.composite
 def block_cases(draw, train_modes: tuple[bool, ...] = (False, True)):
     """``(kind, kwargs, input shape, train)``."""
     kind = draw(st.sampled_from(BLOCKS))
@@ -139,55 +138,13 @@ def head_cases(draw):
     return kind, kwargs, shapes, mode
 
 
-# ------------------------------------------------------------------------------------------------ helpers
-def build(kind: str, kwargs: dict) -> nn.Module:
-    torch.manual_seed(0)  # module init uses the global RNG: keep every example reproducible
-    return MODULES[kind](**kwargs)
-
-
-def random_inputs(shapes) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return [torch.randn(shape, generator=g) for shape in shapes]
-
-
-def tensors(tree):
-    """Every tensor in a nested output (tuples, lists, dicts)."""
-    if isinstance(tree, torch.Tensor):
-        yield tree
-    elif isinstance(tree, dict):
-        for v in tree.values():
-            yield from tensors(v)
-    elif isinstance(tree, (list, tuple)):
-        for v in tree:
-            yield from tensors(v)
-
-
-def assert_finite(out) -> None:
-    for t in tensors(out):
-        assert not t.is_floating_point() or torch.isfinite(t).all(), f"non-finite values in {tuple(t.shape)}"
-
-
-def fused_copy(module: nn.Module) -> nn.Module:
-    """What the stock ``DetectionModel.fuse()`` does to these blocks: RepConv branch merge, then Conv+BN folding."""
-    module = deepcopy(module)
-    for m in module.modules():
-        if isinstance(m, RepConv) and hasattr(m, "conv1"):
-            m.fuse_convs()
-            m.forward = m.forward_fuse
-        elif isinstance(m, Conv) and hasattr(m, "bn"):
-            m.conv = fuse_conv_and_bn(m.conv, m.bn)
-            delattr(m, "bn")
-            m.forward = m.forward_fuse
-    return module
-
-
 # ------------------------------------------------------------------------------------------ valid: blocks
 @given(case=block_cases())
 @example(case=("ScaledRepNCSPELAN4", dict(c1=1, c2=1, c3=2, c4=2, n=1), (2, 1, 1, 1), True))  # smallest widths
 @example(case=("ScaledSPPELAN", dict(c1=3, c2=5, c3=1, k=9), (1, 3, 2, 3), False))  # pool kernel > map
 def test_gelan_blocks_valid_shape_and_finite(case):
     kind, kwargs, shape, train = case
-    module = build(kind, kwargs).train(train)
+    module = build(MODULES[kind], kwargs).train(train)
     x = random_inputs([shape])[0]
     with torch.no_grad():
         out = module(x)
@@ -202,14 +159,7 @@ def test_gelan_blocks_valid_shape_and_finite(case):
 @given(case=block_cases(train_modes=(False,)))
 def test_gelan_blocks_fused_equal_training_form(case):
     kind, kwargs, shape, _ = case
-    module = nudge(build(kind, kwargs), seed=1)  # random BN statistics: folding is not a no-op
-    x = random_inputs([shape])[0]
-    fused = fused_copy(module).eval()
-    with torch.no_grad():
-        ref, out = module(x), fused(x)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
-    assert out.shape == ref.shape
-    assert (out - ref).abs().max().item() <= 1e-4 * (1 + ref.abs().max().item())
+    assert_fused_matches(build(MODULES[kind], kwargs), random_inputs([shape])[0])
 
 
 # ------------------------------------------------------------------------------------------- valid: heads
@@ -228,7 +178,7 @@ def check_branch(raw: dict, kind: str, kwargs: dict, b: int, n_anchors: int, den
 @example(case=("GeneralistSemanticSegment", dict(nc=257, stride=8, ch=[3]), [(1, 3, 2, 1)], "export-onnx"))
 def test_heads_valid_shapes_and_finite(case):
     kind, kwargs, shapes, mode = case
-    head = build(kind, kwargs).train(mode == "train")
+    head = build(MODULES[kind], kwargs).train(mode == "train")
     xs = random_inputs(shapes)
     b = shapes[0][0]
     if kind == "GeneralistSemanticSegment":
@@ -277,30 +227,7 @@ def test_heads_valid_shapes_and_finite(case):
 
 
 # ------------------------------------------------------------------------------------ invalid arguments
-# Bad values per rule. None is drawn where a *valid* value exists.
-NOT_AN_INT = st.one_of(
-    st.text(max_size=4),
-    st.floats(allow_nan=True, allow_infinity=True),  # 8.0 too: a float is refused where an int belongs
-    st.booleans(),  # True is an int to Python; never a channel count
-    st.none(),
-    st.lists(st.integers(1, 8), min_size=1, max_size=2),
-)
-
-
-def bad_int(minimum: int) -> st.SearchStrategy:
-    return st.one_of(NOT_AN_INT, st.integers(minimum - 1000, minimum - 1))
-
-
-def bad_channel_list(min_len: int) -> st.SearchStrategy:
-    ok = st.lists(st.integers(1, 8), min_size=min_len, max_size=min_len + 2)
-    bad_entry = st.one_of(st.integers(-8, 0), st.floats(0.5, 8), st.text(max_size=2), st.booleans(), st.none())
-    return st.one_of(
-        st.lists(st.integers(1, 8), max_size=min_len - 1),  # too few inputs for the head
-        st.tuples(ok, bad_entry, st.integers(0, 3)).map(lambda t: t[0][: t[2]] + [t[1]] + t[0][t[2] :]),
-        st.one_of(st.integers(1, 8), st.text(max_size=3), st.none()),  # not a list
-    )
-
-
+# Bad values per rule (fuzzing.bad_int, bad_channel_list). None is drawn where a *valid* value exists.
 BAD = {
     "int>=1": bad_int(1),
     "int>=2": bad_int(2),
@@ -351,25 +278,9 @@ REGRESSIONS = [  # found by this test before the constructors checked their argu
 ]
 
 
-def _with_examples(cases):
-    def decorate(test):
-        for case in cases:
-            test = example(case=case)(test)
-        return test
-
-    return decorate
-
-
 @given(case=invalid_constructor_cases())
-@_with_examples(REGRESSIONS)
+@with_examples(REGRESSIONS)
 def test_invalid_arguments_raise_value_or_type_error(case):
     """Only ValueError/TypeError, whose message names the argument and its value."""
     kind, kwargs, names = case
-    with pytest.raises(Exception) as info:
-        MODULES[kind](**kwargs)
-    e = info.value
-    assert isinstance(e, (ValueError, TypeError)), f"{kind}({kwargs}) raised {type(e).__name__}: {e}"
-    msg = str(e)
-    for name in names:
-        value = kwargs[name]
-        assert name in msg and (repr(value) in msg or str(value) in msg), (name, value, msg)
+    assert_refused(MODULES[kind], kwargs, names)

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import math
 import sys
-from copy import deepcopy
 from pathlib import Path
 
 import pytest
@@ -55,8 +54,6 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 from torch import nn
-from ultralytics.nn.modules.conv import Conv, RepConv
-from ultralytics.utils.torch_utils import fuse_conv_and_bn
 
 from ultra_ext.nn.efficientrep import BepC3, BiasConv, BottleRep, RepVGGBlock, SimConv, SimCSPSPPF, SimSPPF
 from ultra_ext.nn.goldyolo import (
@@ -73,8 +70,18 @@ from ultra_ext.nn.goldyolo import (
     PoolConcat,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
-from helpers import nudge  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py, fuzzing.py (no package)
+from fuzzing import (  # noqa: E402
+    assert_finite,
+    assert_fused_matches,
+    assert_refused,
+    bad_channel_list,
+    bad_int,
+    build,
+    mode_and_batch,
+    random_inputs,
+    with_examples,
+)
 
 MODULES = {
     cls.__name__: cls
@@ -167,12 +174,6 @@ def neck_args(draw, kind: str) -> dict:
 
 
 @st.composite
-def mode_and_batch(draw) -> tuple[bool, int]:
-    train = draw(st.booleans())
-    return train, draw(st.integers(2 if train else 1, 3))  # train-mode BN needs > 1 value per channel
-
-
-@st.composite
 def efficientrep_cases(draw, train_modes: tuple[bool, ...] = (False, True)):
     """``(kind, kwargs, input shape, train)``."""
     kind = draw(st.sampled_from(EFFICIENTREP))
@@ -241,51 +242,10 @@ def gather_cases(draw, kinds: tuple[str, ...] = GATHERS):
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def build(kind: str, kwargs: dict) -> nn.Module:
-    torch.manual_seed(0)  # module init uses the global RNG: keep every example reproducible
-    return MODULES[kind](**kwargs)
-
-
-def random_inputs(shapes) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return [torch.randn(shape, generator=g) for shape in shapes]
-
-
-def tensors(tree):
-    """Every tensor in a nested output (tuples, lists, dicts)."""
-    if isinstance(tree, torch.Tensor):
-        yield tree
-    elif isinstance(tree, dict):
-        for v in tree.values():
-            yield from tensors(v)
-    elif isinstance(tree, (list, tuple)):
-        for v in tree:
-            yield from tensors(v)
-
-
-def assert_finite(out) -> None:
-    for t in tensors(out):
-        assert torch.isfinite(t).all(), f"non-finite values in an output of shape {tuple(t.shape)}"
-
-
 def run(module: nn.Module, x, train: bool):
     module.train(train)
     with torch.no_grad():
         return module(x)
-
-
-def fused_copy(module: nn.Module) -> nn.Module:
-    """What the stock ``DetectionModel.fuse()`` does to these blocks: RepConv branch merge, then Conv+BN folding."""
-    module = deepcopy(module)
-    for m in module.modules():
-        if isinstance(m, RepConv) and hasattr(m, "conv1"):
-            m.fuse_convs()
-            m.forward = m.forward_fuse
-        elif isinstance(m, Conv) and hasattr(m, "bn"):
-            m.conv = fuse_conv_and_bn(m.conv, m.bn)
-            delattr(m, "bn")
-            m.forward = m.forward_fuse
-    return module
 
 
 def size(shape) -> str:
@@ -299,7 +259,7 @@ def size(shape) -> str:
 @example(case=("SimSPPF", dict(c1=2, c2=1, k=9), (2, 2, 1, 1), True))  # pool kernel larger than the map
 def test_efficientrep_blocks_valid_shape_and_finite(case):
     kind, kwargs, shape, train = case
-    out = run(build(kind, kwargs), random_inputs([shape])[0], train)
+    out = run(build(MODULES[kind], kwargs), random_inputs([shape])[0], train)
     b, _, h, w = shape
     s = kwargs["s"] if kind in STRIDED else 1
     assert out.shape == (b, kwargs["c2"], math.ceil(h / s), math.ceil(w / s))
@@ -309,16 +269,9 @@ def test_efficientrep_blocks_valid_shape_and_finite(case):
 @given(case=efficientrep_cases(train_modes=(False,)))
 def test_efficientrep_blocks_fused_equal_training_form(case):
     kind, kwargs, shape, _ = case
-    module = nudge(build(kind, kwargs), seed=1)  # random BN statistics: folding is not a no-op
-    x = random_inputs([shape])[0]
-    fused = fused_copy(module).eval()
-    with torch.no_grad():
-        ref, out = module(x), fused(x)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    fused = assert_fused_matches(build(MODULES[kind], kwargs), random_inputs([shape])[0])
     if kind == "RepVGGBlock":  # the deployed RepVGG: one 3×3 conv with bias
         assert not hasattr(fused, "conv1") and fused.conv.kernel_size == (3, 3) and fused.conv.bias is not None
-    assert out.shape == ref.shape
-    assert (out - ref).abs().max().item() <= 1e-4 * (1 + ref.abs().max().item())
 
 
 # ------------------------------------------------------------------------------------ valid: GD neck, head
@@ -327,7 +280,7 @@ def test_efficientrep_blocks_fused_equal_training_form(case):
                                        attn_ratio=1.0, drop_path=0.0), [(1, 1, 1, 1)], False))  # fmt: skip
 def test_neck_modules_and_head_valid_shape_and_finite(case):
     kind, kwargs, shapes, train = case
-    module = build(kind, kwargs)
+    module = build(MODULES[kind], kwargs)
     xs = random_inputs(shapes)
     b, (_, _, h, w) = shapes[0][0], shapes[0]
     if kind == "EfficientDecoupledDetect":
@@ -352,7 +305,7 @@ def test_neck_modules_and_head_valid_shape_and_finite(case):
 def test_gathers_valid_shape_and_finite(case):
     kind, kwargs, shapes, train = case
     xs = random_inputs(shapes)
-    out = run(build(kind, kwargs), xs, train)
+    out = run(build(MODULES[kind], kwargs), xs, train)
     b, (h, w) = shapes[0][0], shapes[-1][2:]
     channels = [s[1] for s in shapes]
     if kind == "LowStageAlign":  # B2, B3 pooled and B5 upsampled onto B4's grid; B4 itself passes unchanged
@@ -371,29 +324,9 @@ def test_gathers_valid_shape_and_finite(case):
 
 
 # ------------------------------------------------------------------------------------ invalid arguments
-# Bad values per rule. None is drawn where a *valid* value exists (e.g. any int >= 1 is a valid channel count).
-NOT_AN_INT = st.one_of(
-    st.text(max_size=4),
-    st.floats(allow_nan=True, allow_infinity=True),  # 8.0 too: a float is refused where an int belongs
-    st.booleans(),  # True is an int to Python; never a channel count
-    st.none(),
-    st.lists(st.integers(1, 8), min_size=1, max_size=2),
-)
+# Bad values per rule (fuzzing.bad_int, bad_channel_list). None is drawn where a *valid* value exists (e.g. any
+# int >= 1 is a valid channel count).
 NOT_A_NUMBER = st.one_of(st.text(max_size=4), st.booleans(), st.none(), st.lists(st.floats(0.1, 2), max_size=2))
-
-
-def bad_int(minimum: int) -> st.SearchStrategy:
-    return st.one_of(NOT_AN_INT, st.integers(minimum - 1000, minimum - 1))
-
-
-def bad_channel_list(min_len: int) -> st.SearchStrategy:
-    ok = st.lists(st.integers(1, 8), min_size=min_len, max_size=3)
-    bad_entry = st.one_of(st.integers(-8, 0), st.floats(0.5, 8), st.text(max_size=2), st.booleans(), st.none())
-    return st.one_of(
-        st.lists(st.integers(1, 8), max_size=min_len - 1),  # too short (empty)
-        st.tuples(ok, bad_entry, st.integers(0, 3)).map(lambda t: t[0][: t[2]] + [t[1]] + t[0][t[2] :]),
-        st.one_of(st.integers(1, 8), st.text(max_size=3), st.none()),  # not a list
-    )
 
 
 BAD = {
@@ -480,18 +413,6 @@ def invalid_constructor_cases(draw, kinds: tuple[str, ...]):
     return kind, {**kwargs, name: draw(BAD[RULES[kind][name]])}, (name,)
 
 
-def assert_refused(kind: str, kwargs: dict, names: tuple[str, ...]) -> None:
-    """Only ValueError/TypeError, whose message names each argument in ``names`` and its value."""
-    with pytest.raises(Exception) as info:
-        MODULES[kind](**kwargs)
-    e = info.value
-    assert isinstance(e, (ValueError, TypeError)), f"{kind}({kwargs}) raised {type(e).__name__}: {e}"
-    msg = str(e)
-    for name in names:
-        value = kwargs[name]
-        assert name in msg and (repr(value) in msg or str(value) in msg), (name, value, msg)
-
-
 EFFICIENTREP_REGRESSIONS = [  # found by this test before the constructors checked their arguments
     ("RepVGGBlock", dict(c1=0, c2=8, k=3, s=1), ("c1",)),  # built a zero-channel conv
     ("RepVGGBlock", dict(c1=-1, c2=8, k=3, s=1), ("c1",)),  # RuntimeError: negative dimension
@@ -524,25 +445,18 @@ NECK_REGRESSIONS = [
 ]  # fmt: skip
 
 
-def _with_examples(cases):
-    def decorate(test):
-        for case in cases:
-            test = example(case=case)(test)
-        return test
-
-    return decorate
-
-
 @given(case=invalid_constructor_cases(EFFICIENTREP))
-@_with_examples(EFFICIENTREP_REGRESSIONS)
+@with_examples(EFFICIENTREP_REGRESSIONS)
 def test_efficientrep_invalid_arguments_raise_value_or_type_error(case):
-    assert_refused(*case)
+    kind, kwargs, names = case
+    assert_refused(MODULES[kind], kwargs, names)
 
 
 @given(case=invalid_constructor_cases(tuple(k for k in RULES if k not in EFFICIENTREP)))
-@_with_examples(NECK_REGRESSIONS)
+@with_examples(NECK_REGRESSIONS)
 def test_neck_and_head_invalid_arguments_raise_value_or_type_error(case):
-    assert_refused(*case)
+    kind, kwargs, names = case
+    assert_refused(MODULES[kind], kwargs, names)
 
 
 # --------------------------------------------------------------------------------------- invalid inputs
@@ -592,7 +506,7 @@ def invalid_gather_inputs(draw):
                ("has 8 channels", "offset")))  # fmt: skip  # was a RuntimeError from the conv
 def test_gathers_invalid_inputs_raise_value_or_type_error(case):
     kind, kwargs, xs, needles = case
-    module = build(kind, kwargs).eval()
+    module = build(MODULES[kind], kwargs).eval()
     with pytest.raises(Exception) as info, torch.no_grad():
         module(xs)
     e = info.value

@@ -25,6 +25,7 @@ __all__ = [
     "fused_eval",
     "inference_head",
     "interleaved_ms",
+    "iter_tensors",
     "model_outputs",
     "onnx_checked_session",
     "onnx_node_count",
@@ -399,7 +400,7 @@ def train_step_peak(model: torch.nn.Module, task: str, batch: int, imgsz: int, d
             loss.sum().backward()
             return
         y = model(data["img"])
-        leaves = [y] if isinstance(y, torch.Tensor) else list(_tensors(y))
+        leaves = [y] if isinstance(y, torch.Tensor) else list(iter_tensors(y))
         sum((t.float() ** 2).mean() for t in leaves).backward()
 
     if dev.type == "cuda":
@@ -459,13 +460,13 @@ def _malloc_trim() -> None:
         ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
 
 
-def _tensors(y):
-    """Every tensor in a nested tuple/list/dict of model outputs."""
+def iter_tensors(y):
+    """Every tensor in a nested tuple/list/dict of model outputs, depth first in order (dicts by insertion order)."""
     if isinstance(y, torch.Tensor):
         yield y
     elif isinstance(y, dict):
         for v in y.values():
-            yield from _tensors(v)
+            yield from iter_tensors(v)
     elif isinstance(y, (tuple, list)):
         for v in y:
-            yield from _tensors(v)
+            yield from iter_tensors(v)

@@ -207,6 +207,7 @@ def test_guard_refuses_altered_source(variant, original_source):
     assert f"ultralytics {ultralytics.__version__}" in msg
     assert reason in msg
     assert "ULTRA_EXT_DISABLE" in msg
+    assert "ultralytics<8.5,>=8.4.164" in msg  # the supported range, read from the installed distribution
 
 
 def _sourceless_module():

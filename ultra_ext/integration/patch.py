@@ -46,10 +46,23 @@ def _version() -> str:
         return "unknown"
 
 
+def supported_range() -> str:
+    """The Ultralytics requirement of the installed ultra-ext distribution, e.g. ``ultralytics<8.5,>=8.4.164``."""
+    try:
+        from importlib.metadata import requires
+
+        for req in requires("ultra-ext") or []:
+            if req.replace(" ", "").startswith("ultralytics") and "extra" not in req:
+                return req.replace(" ", "")
+    except Exception:  # not installed as a distribution (a source checkout on sys.path)
+        pass
+    return "the range `pip show ultra-ext` lists"
+
+
 def _incompatible(reason: str) -> UltralyticsIncompatibleError:
     return UltralyticsIncompatibleError(
         f"ultra_ext cannot extend parse_model of ultralytics {_version()}: {reason}. Install a supported "
-        f"ultralytics version (see `pip show ultra-ext`), or set ULTRA_EXT_DISABLE=1 to run stock Ultralytics."
+        f"version ({supported_range()}), or set ULTRA_EXT_DISABLE=1 to run stock Ultralytics."
     )
 
 

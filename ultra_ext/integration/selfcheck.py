@@ -20,7 +20,7 @@ __all__ = ["KNOWN_FINGERPRINTS", "PROBE", "fingerprint", "run_self_check"]
 
 KNOWN_FINGERPRINTS = {
     # sha256 of parse_model's AST without its docstring -> the Ultralytics releases it was tested on
-    "cc82c39d1bade481e1160fd482d6b42198586d7a9eaa1eacb2ab9f338f8812a6": "8.4.190",
+    "cc82c39d1bade481e1160fd482d6b42198586d7a9eaa1eacb2ab9f338f8812a6": "8.4.164 to 8.4.190",
 }
 
 PROBE = {

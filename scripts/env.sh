@@ -10,12 +10,13 @@ PY="${PYTHON:-python3}"
 CONSTRAINTS="${ULTRA_EXT_CONSTRAINTS:-$REPO/.ci/constraints.txt}"
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[ultra_ext] creating $VENV"
-  "$PY" -m venv "$VENV"
+  "$PY" -m venv "$VENV" || return 1
 fi
 echo "[ultra_ext] installing ultra-ext[dev] into $VENV (pinned: $CONSTRAINTS)"
 # Not editable on purpose: only a wheel install carries the startup hook (ultra_ext_hook.pth).
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$CONSTRAINTS" "$REPO[dev]"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$REPO"
+# `|| return 1` on every step: callers `source env.sh || exit 1`, and that `||` switches `set -e` off in here.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$CONSTRAINTS" "$REPO[dev]" || return 1
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$REPO" || return 1
 export PATH="$VENV/bin:$PATH"
 export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=0  # no DNS probes, analytics or run-time pip installs
 export YOLO_CONFIG_DIR="${YOLO_CONFIG_DIR:-$REPO/.yolo-config}"

@@ -148,7 +148,10 @@ def register_loaded() -> None:
     yolo_model = sys.modules.get("ultralytics.models.yolo.model")
     if yolo_model is not None and hasattr(yolo_model, "YOLO"):
         _register_task_map(yolo_model.YOLO)
-    if "ultra_ext.models.generalist" in sys.modules:  # re-activation after deactivate()
+    generalist = sys.modules.get("ultra_ext.models.generalist")
+    # re-activation after deactivate(). Not while that module is still importing (it installs both itself when it
+    # finishes): a startup-hook target loading mid-import would pull in the exporter too early (seen on 8.4.52-8.4.108)
+    if generalist is not None and hasattr(generalist, "GeneralistPredictor"):
         install_onnx_output_names()
         export_check.install()
 

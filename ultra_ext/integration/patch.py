@@ -92,7 +92,11 @@ def _replace_in_parent(root: ast.AST, old: ast.stmt, new: ast.stmt) -> None:
 
 def patch_source(source: str, first_line: int, filename: str):
     """Return the compiled module code of ``source`` (one function) with the protocol branch inserted."""
-    tree = ast.parse(textwrap.dedent(source))
+    return patch_tree(ast.parse(textwrap.dedent(source)), first_line, filename)
+
+
+def patch_tree(tree: ast.Module, first_line: int, filename: str):
+    """:func:`patch_source` on an already parsed ``tree`` (modified in place)."""
     fn = tree.body[0] if tree.body else None
     if not isinstance(fn, ast.FunctionDef) or fn.name != "parse_model":
         raise _incompatible("parse_model is not a plain function")
@@ -133,8 +137,11 @@ def build_patched_parse_model(tasks, check_rows):
         filename = inspect.getsourcefile(target) or tasks.__file__
     except (OSError, TypeError) as e:
         raise _incompatible(f"its source cannot be read ({e})") from None
-    code = patch_source("".join(lines), first_line, filename)
-    from .selfcheck import fingerprint
+    from .selfcheck import fingerprint_tree
+
+    tree = ast.parse(textwrap.dedent("".join(lines)))  # parsed once: fingerprinted, then patched in place
+    source_fingerprint = fingerprint_tree(tree)
+    code = patch_tree(tree, first_line, filename)
 
     namespace: dict = {}
     exec(code, tasks.__dict__, namespace)  # globals = tasks' own, as for the original
@@ -146,7 +153,7 @@ def build_patched_parse_model(tasks, check_rows):
         return compiled(d, ch, verbose)
 
     parse_model.ultra_ext_patched = True
-    parse_model.ultra_ext_fingerprint = fingerprint("".join(lines))  # selfcheck.KNOWN_FINGERPRINTS: tested sources
+    parse_model.ultra_ext_fingerprint = source_fingerprint  # selfcheck.KNOWN_FINGERPRINTS: tested sources
     return original, parse_model
 
 

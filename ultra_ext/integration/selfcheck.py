@@ -16,7 +16,7 @@ import copy
 import hashlib
 import textwrap
 
-__all__ = ["KNOWN_FINGERPRINTS", "PROBE", "fingerprint", "run_self_check"]
+__all__ = ["KNOWN_FINGERPRINTS", "PROBE", "fingerprint", "fingerprint_tree", "run_self_check"]
 
 KNOWN_FINGERPRINTS = {
     # sha256 of parse_model's AST without its docstring -> the Ultralytics releases it was tested on
@@ -54,11 +54,17 @@ EXPECTED_SAVE = [2, 3, 4, 5]
 
 def fingerprint(source: str) -> str:
     """sha256 of the function's AST (no docstring, comments, formatting or line numbers)."""
-    fn = ast.parse(textwrap.dedent(source)).body[0]
-    body = getattr(fn, "body", [])
+    return fingerprint_tree(ast.parse(textwrap.dedent(source)))
+
+
+def fingerprint_tree(tree: ast.Module) -> str:
+    """:func:`fingerprint` of a parsed module's first statement; ``tree`` is left unchanged."""
+    node = tree.body[0] if tree.body else tree
+    body = getattr(node, "body", [])
     if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-        fn.body = body[1:]  # the docstring
-    return hashlib.sha256(ast.dump(fn, annotate_fields=False).encode()).hexdigest()
+        node = copy.copy(node)  # shallow: only the body list is replaced
+        node.body = body[1:]  # the docstring
+    return hashlib.sha256(ast.dump(node, annotate_fields=False).encode()).hexdigest()
 
 
 def run_self_check(parse_model) -> list[str]:

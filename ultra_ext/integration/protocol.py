@@ -40,6 +40,7 @@ class ParseContext:
         depth, width, max_channels: the scale's multipliers. scale: scale letter ('' if none).
         nc, reg_max, end2end: top-level YAML values. d: the whole model dict. layers: modules built so far.
         legacy: parse_model's running Detect legacy flag. name: the module name as written in the YAML.
+        yaml_repeats: the row's repeats as written (``n`` is after depth scaling: 2 at depth 0.33 becomes 1).
     """
 
     i: int
@@ -58,6 +59,7 @@ class ParseContext:
     layers: tuple
     legacy: bool
     name: str
+    yaml_repeats: Any
 
     @classmethod
     def from_locals(cls, frame_locals: dict) -> ParseContext:
@@ -65,6 +67,7 @@ class ParseContext:
         g = frame_locals.get
         rows = g("d", {}).get("backbone", []) + g("d", {}).get("head", [])
         i = g("i")
+        row = rows[i] if i is not None and i < len(rows) else None
         return cls(
             i=i,
             f=g("f"),
@@ -81,18 +84,14 @@ class ParseContext:
             d=g("d"),
             layers=tuple(g("layers")),
             legacy=g("legacy"),
-            name=str(rows[i][2]) if i is not None and i < len(rows) else "?",
+            name=str(row[2]) if row is not None else "?",
+            yaml_repeats=row[1] if row is not None else g("n"),
         )
 
     # --- errors -----------------------------------------------------------------------------------------
     def error(self, message: str) -> LayerError:
         """A :class:`LayerError` prefixed with the layer index and module name (raise it)."""
         return LayerError(f"model YAML layer {self.i} ({self.name}, from={self.f}): {message}")
-
-    def yaml_repeats(self):
-        """The row's repeats as written in the YAML (``n`` is after depth scaling: 2 at depth 0.33 becomes 1)."""
-        rows = (self.d.get("backbone") or []) + (self.d.get("head") or [])
-        return rows[self.i][1] if self.i is not None and self.i < len(rows) else self.n
 
     # --- channels ---------------------------------------------------------------------------------------
     def c_in(self) -> int | list[int]:

@@ -84,8 +84,8 @@ class ScaledRepNCSPELAN4(RepNCSPELAN4):
     @classmethod
     def _scaled_args(cls, ctx) -> list:
         ctx.check_arity(4, "[c2, c3, c4, n]")
-        if ctx.yaml_repeats() != 1:  # checked as written: depth scaling would turn 2 into 1 at scale n
-            raise ctx.error(f"repeats must be 1 (the block's depth is its 4th argument n), got {ctx.yaml_repeats()!r}")
+        if ctx.yaml_repeats != 1:  # checked as written: depth scaling would turn 2 into 1 at scale n
+            raise ctx.error(f"repeats must be 1 (the block's depth is its 4th argument n), got {ctx.yaml_repeats!r}")
         c1 = ctx.c_in_single()
         c2, c3, c4 = (
             ctx.width(ctx.arg(k, what, int, check=_positive(what))) for k, what in enumerate(("c2", "c3", "c4"))

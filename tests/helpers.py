@@ -192,3 +192,21 @@ def random_state_dict(keys: list[tuple[str, tuple]], seed: int = 0) -> dict:
         else:
             sd[key] = torch.randn(shape, generator=g) * 0.1
     return sd
+
+
+def tensor_bytes(t) -> bytes:
+    """A tensor's raw bytes (for byte-exact comparisons: no tolerance, ``-0.0 != 0.0``, NaN payloads count)."""
+    import torch
+
+    return t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+
+
+def state_sha256(model) -> str:
+    """sha256 of a module's state dict: every entry's name, dtype, shape and bytes, in sorted order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(tensor_bytes(t))
+    return h.hexdigest()

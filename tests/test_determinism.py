@@ -20,15 +20,11 @@ import torch
 from ultra_ext.utils.benchmark import iter_tensors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ holds helpers.py (no package)
-from helpers import describe, make_tiny_dataset, run_python  # noqa: E402
+from helpers import describe, make_tiny_dataset, run_python, state_sha256, tensor_bytes  # noqa: E402
 
 FAMILIES = ["yolov12n.yaml", "yolov12n-turbo.yaml", "goldyolo-n.yaml", "yolo11n-pst.yaml", "gyolo-generalist-n.yaml"]
 BACKENDS = ["sdpa", "math", "flash"]
 IMGSZ = 128  # PST's top-8 needs at least 8 coarse tokens (P5 of 128 px is 4×4)
-
-
-def tensor_bytes(t: torch.Tensor) -> bytes:
-    return t.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
 
 
 def build(name: str, seed: int = 0) -> torch.nn.Module:
@@ -39,13 +35,6 @@ def build(name: str, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     cls = GeneralistModel if guess_model_task(name) == "generalist" else DetectionModel
     return cls(name, verbose=False)
-
-
-def state_digest(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode() + tensor_bytes(v))
-    return h.hexdigest()
 
 
 def pass_digest(model: torch.nn.Module, backend: str, seed: int = 1) -> str:
@@ -74,7 +63,7 @@ def digests(names=FAMILIES) -> dict:
     out = {}
     for name in names:
         model = build(name)
-        out[name] = {"state": state_digest(model), **{b: pass_digest(model, b) for b in BACKENDS}}
+        out[name] = {"state": state_sha256(model), **{b: pass_digest(model, b) for b in BACKENDS}}
     return out
 
 
@@ -86,11 +75,11 @@ def here():
 @pytest.mark.parametrize("name", FAMILIES)
 def test_same_seed_same_bytes_in_process(here, name):
     again = build(name)
-    assert state_digest(again) == here[name]["state"]
+    assert state_sha256(again) == here[name]["state"]
     for backend in BACKENDS:
         assert pass_digest(again, backend) == here[name][backend], backend
     assert here[name]["flash"] == here[name]["sdpa"]  # on the CPU flash is sdpa (documented fallback)
-    assert state_digest(build(name, seed=1)) != here[name]["state"]  # negative control: the seed matters
+    assert state_sha256(build(name, seed=1)) != here[name]["state"]  # negative control: the seed matters
 
 
 def test_fresh_interpreter_reproduces_the_bytes(here):
@@ -108,19 +97,17 @@ def test_fresh_interpreter_reproduces_the_bytes(here):
 
 
 TRAIN = """
-import hashlib, sys
+import sys
 from ultralytics import YOLO
-data, project, name = sys.argv[1:4]
+data, project, name, tests_dir = sys.argv[1:5]
+sys.path.insert(0, tests_dir)
+from helpers import state_sha256
 model = YOLO("yolov12n.yaml")
 model.train(data=data, epochs=2, imgsz=64, batch=4, workers=0, device="cpu", seed=7, deterministic=True, plots=False,
             val=False, project=project, name=name, exist_ok=True, verbose=False)
 import torch
 ckpt = torch.load(f"{project}/{name}/weights/last.pt", weights_only=False)
-sd = (ckpt["ema"] or ckpt["model"]).state_dict()  # the final save strips the optimizer and keeps the EMA as model
-h = hashlib.sha256()
-for k, v in sorted(sd.items()):
-    h.update(k.encode() + v.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-print("RESULT " + h.hexdigest())
+print("RESULT " + state_sha256(ckpt["ema"] or ckpt["model"]))  # the final save strips the optimizer, keeps the EMA
 """
 
 
@@ -130,7 +117,9 @@ def test_seeded_training_is_bit_identical(tmp_path):
     data = make_tiny_dataset(tmp_path / "data", n_train=8, n_val=4, imgsz=64, nc=2)
     results = []
     for run_name in ("a", "b"):
-        proc = run_python(TRAIN, [str(data), str(tmp_path / "runs"), run_name], cwd=tmp_path)
+        proc = run_python(
+            TRAIN, [str(data), str(tmp_path / "runs"), run_name, str(Path(__file__).parent)], cwd=tmp_path
+        )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         assert proc.returncode == 0 and lines, describe(proc)
         results.append(lines[-1])

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from ultra_ext.utils.benchmark import iter_tensors
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
-from helpers import describe, nudge, run_python  # noqa: E402
+from helpers import describe, nudge, run_python, state_sha256, tensor_bytes  # noqa: E402
 
 MODELS = [  # (YAML, task): every family, and every task head we ship
     ("yolov12n.yaml", "detect"),
@@ -36,22 +38,11 @@ MODELS = [  # (YAML, task): every family, and every task head we ship
 IMGSZ = 128  # PST needs topk (8) coarse tokens: P5 of 128 px is 4×4
 
 
-def first_tensor(y):
-    """The first tensor of a (possibly nested) model output."""
-    while isinstance(y, (list, tuple, dict)):
-        y = next(iter(y.values())) if isinstance(y, dict) else y[0]
-    return y
-
-
 def digest(model: torch.nn.Module, x: torch.Tensor) -> dict:
-    """sha256 of the state dict (names, dtypes, shapes, bytes) and of the eval-mode output on ``x``."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    """sha256 of the state dict (names, dtypes, shapes, bytes) and of the first eval-mode output tensor on ``x``."""
     with torch.no_grad():
-        y = first_tensor(model.eval()(x))
-    return {"state": h.hexdigest(), "output": hashlib.sha256(y.contiguous().numpy().tobytes()).hexdigest()}
+        y = next(iter_tensors(model.eval()(x)))
+    return {"state": state_sha256(model), "output": hashlib.sha256(tensor_bytes(y)).hexdigest()}
 
 
 def fixed_input() -> torch.Tensor:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ultra_ext.utils.benchmark import build as build_model
 from ultra_ext.utils.benchmark import iter_tensors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ holds helpers.py (no package)
@@ -28,13 +29,9 @@ IMGSZ = 128  # PST's top-8 needs at least 8 coarse tokens (P5 of 128 px is 4×4)
 
 
 def build(name: str, seed: int = 0) -> torch.nn.Module:
-    from ultralytics.nn.tasks import DetectionModel, guess_model_task
-
-    from ultra_ext.models.generalist import GeneralistModel
-
+    """The task's model class for ``name`` (as ``YOLO(name).model``), initialised under ``seed``."""
     torch.manual_seed(seed)
-    cls = GeneralistModel if guess_model_task(name) == "generalist" else DetectionModel
-    return cls(name, verbose=False)
+    return build_model(name, task=True)
 
 
 def pass_digest(model: torch.nn.Module, backend: str, seed: int = 1) -> str:

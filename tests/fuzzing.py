@@ -32,7 +32,7 @@ import torch
 from hypothesis import example
 from hypothesis import strategies as st
 
-from ultra_ext.utils.benchmark import iter_tensors
+from ultra_ext.bench.measure import iter_tensors
 
 from helpers import fused_copy, nudge  # tests/ is on sys.path wherever this module is importable
 

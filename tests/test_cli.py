@@ -60,4 +60,30 @@ def test_yolo_passthrough_runs_stock_cli_with_ultra_ext(tmp_path):
 def test_sub_tools_have_their_own_help(tmp_path, tool):
     proc = _run(tool, "-h", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "usage:" in proc.stdout and tool in proc.stdout
+    assert f"usage: ultra-ext {tool}" in proc.stdout
+
+
+def test_each_subcommand_is_the_main_of_one_module(capsys):
+    """Every command dispatches to ``<module>.main`` and that module's parser calls itself by the command's name."""
+    import importlib
+
+    from ultra_ext.cli import COMMANDS, main
+
+    modules = [module for module, _ in COMMANDS.values()]
+    assert len(set(modules)) == len(modules)  # one module per command, no module serving two
+    for name, (module, _) in COMMANDS.items():
+        assert callable(importlib.import_module(module).main), module
+        if name == "yolo":  # the stock CLI's own help: `yolo help`
+            continue
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "-h"])
+        assert exit_info.value.code == 0
+        assert f"usage: ultra-ext {name}" in capsys.readouterr().out, name
+
+
+def test_unknown_subcommand_suggests_the_closest(capsys):
+    from ultra_ext.cli import main
+
+    assert main(["model"]) == 2
+    assert "unknown command 'model' (did you mean 'models'?)" in capsys.readouterr().err
+    assert main([]) == 2 and "commands:" in capsys.readouterr().out

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ultra_ext.utils.benchmark import build as build_model
-from ultra_ext.utils.benchmark import iter_tensors
+from ultra_ext.bench.measure import build as build_model
+from ultra_ext.bench.measure import iter_tensors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ holds helpers.py (no package)
 from helpers import describe, make_tiny_dataset, run_python, state_sha256, tensor_bytes  # noqa: E402

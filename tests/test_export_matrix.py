@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ultralytics import YOLO
 
 from ultra_ext.integration import export_check
-from ultra_ext.integration.resolve import model_yaml_names
+from ultra_ext.integration.yaml_lookup import model_yaml_names
 from ultra_ext.nn.pst import set_pst_options
 
 # n-scale YAML: (family YAML as listed by model_yaml_names, export size)

@@ -9,10 +9,12 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .integration import LayerError, UltralyticsIncompatibleError, activate, deactivate, is_active  # noqa: E402
+from .integration.plugins import RegistrationError, register, registered_modules  # noqa: E402
 from .nn import attn_backend, backend_report, get_attn_backend, set_attn_backend  # noqa: E402
 
 __all__ = [
     "LayerError",
+    "RegistrationError",
     "UltralyticsIncompatibleError",
     "__version__",
     "activate",
@@ -21,6 +23,8 @@ __all__ = [
     "deactivate",
     "get_attn_backend",
     "is_active",
+    "register",
+    "registered_modules",
     "set_attn_backend",
 ]
 

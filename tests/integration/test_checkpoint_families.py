@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ultra_ext.utils.benchmark import iter_tensors
+from ultra_ext.bench.measure import iter_tensors
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
 from helpers import describe, nudge, run_python, state_sha256, tensor_bytes  # noqa: E402
@@ -179,7 +179,7 @@ def test_checkpoint_saved_without_crcs_still_loads(saved, tmp_path):
     """``set_crc32_options(False)`` at save time writes CRC 0: nothing to verify, so no false alarm."""
     from ultralytics import YOLO
 
-    from ultra_ext.integration.checkpoint import verify_checkpoint
+    from ultra_ext.integration.checkpoint_integrity import verify_checkpoint
 
     path = tmp_path / "nocrc.pt"
     torch.serialization.set_crc32_options(False)
@@ -195,7 +195,7 @@ def test_checkpoint_saved_without_crcs_still_loads(saved, tmp_path):
 
 def test_verification_cost(saved):
     """The CRC pass over the largest checkpoint here: report the rate (it reads every byte once)."""
-    from ultra_ext.integration.checkpoint import verify_checkpoint
+    from ultra_ext.integration.checkpoint_integrity import verify_checkpoint
 
     path = max((saved[n]["float"] for n, _ in MODELS), key=lambda p: p.stat().st_size)
     best = min(_timed(verify_checkpoint, path) for _ in range(3))

@@ -30,7 +30,7 @@ from ultra_ext.nn.generalist import (
     ScaledRepNCSPELAN4,
     ScaledSPPELAN,
 )
-from ultra_ext.utils.cost import model_cost
+from ultra_ext.bench.cost import model_cost
 
 try:  # the dedicated task model, once it exists; the joint head runs under SegmentationModel too
     from ultra_ext.models.generalist import GeneralistModel as JointModel

@@ -33,7 +33,7 @@ from ultra_ext.nn.goldyolo import (
     PoolConcat,
 )
 from ultra_ext.nn.shapes import MapSizeError
-from ultra_ext.utils.cost import model_cost
+from ultra_ext.bench.cost import model_cost
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds helpers.py (no package)
 from helpers import layer_output_shapes, nudge, read_manifest, set_row  # noqa: E402

@@ -232,7 +232,7 @@ def test_yaml_topk_arguments():
 
 def test_fine_stage_cost_is_small():
     """The fine stage adds a 1×1 kv conv on the fine map and 4·topk-key attention: yolo11n-pst +1.5% GFLOPs."""
-    from ultra_ext.utils.cost import model_cost
+    from ultra_ext.bench.cost import model_cost
 
     model = DetectionModel("yolo11n-pst.yaml", verbose=False)
     set_pst_options(model, topk=0)

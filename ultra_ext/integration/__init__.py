@@ -1,29 +1,37 @@
 """The whole coupling between ultra_ext and Ultralytics internals lives in this subpackage.
 
-:func:`activate` (idempotent, called by ``import ultra_ext`` and by the startup hook) does seven things:
+:func:`activate` (idempotent, called by ``import ultra_ext`` and by the startup hook) does nine things:
 
 1. puts our YAML classes into ``ultralytics.nn.tasks``' globals (:mod:`.registry`);
 2. installs the guarded parse_model with one protocol branch (:mod:`.patch`; on a parse_model source we have not
    tested, a probe model is built first and compared with pinned numbers, :mod:`.selfcheck`);
-3. wraps ``check_yaml``/``guess_model_scale`` in the tasks namespace so our YAMLs resolve by name (:mod:`.resolve`);
+3. wraps ``check_yaml``/``guess_model_scale`` in the tasks namespace so our YAMLs resolve by name
+   (:mod:`.yaml_lookup`);
 4. allow-lists our classes for ``ULTRALYTICS_SAFE_LOAD=1`` checkpoint loading;
 5. appends a no-op callback of ours to Ultralytics' default callbacks, so that the cloudpickled state Ultralytics
    sends to DDP workers imports ultra_ext there before the worker re-parses the YAML;
-6. registers the ``generalist`` task in whatever Ultralytics modules are loaded (:mod:`.tasks`; the startup hook
-   calls :func:`register_loaded` again as the others load);
-7. wraps ``torch_safe_load`` so a checkpoint whose bytes changed after saving is refused (:mod:`.checkpoint`).
+6. registers the ``generalist`` task in whatever Ultralytics modules are loaded (:mod:`.generalist_task`; the
+   startup hook calls :func:`register_loaded` again as the others load; without the hook, activation loads the
+   ``YOLO`` class itself so the task is complete whatever was imported first);
+7. wraps ``torch_safe_load`` so a checkpoint whose bytes changed after saving is refused
+   (:mod:`.checkpoint_integrity`);
+8. serves the datasets we ship by name (``data=raccoon-mini.yaml``, :mod:`.datasets`);
+9. puts users' modules (:func:`ultra_ext.register`, the ``ultra_ext.modules`` entry points, :mod:`.plugins`) into
+   the parser's namespace, now and as they are registered.
 
 :func:`deactivate` restores every original.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from .patch import HOOK_NAME, UltralyticsIncompatibleError, build_patched_parse_model, check_semantics, parse_row
 from .protocol import LayerError, ParseContext
-from .resolve import find_model_yaml, model_yaml_names, register_yaml_dir
-from .tasks import register_loaded as _register_tasks
+from . import datasets
+from .generalist_task import register_loaded as _register_tasks
+from .yaml_lookup import find_model_yaml, model_yaml_names, register_yaml_dir
 
 __all__ = [
     "LayerError",
@@ -69,15 +77,18 @@ def activate() -> None:
         import ultralytics.nn.tasks as tasks
         from ultralytics.utils.callbacks.base import default_callbacks
 
-        from . import registry
-        from .checkpoint import wrap_torch_safe_load
-        from .resolve import wrap_check_yaml, wrap_guess_model_scale
+        from . import plugins, registry
+        from .checkpoint_integrity import wrap_torch_safe_load
+        from .yaml_lookup import wrap_check_yaml, wrap_guess_model_scale
 
         added = registry.register_names(tasks.__dict__)
+
+        def check_rows(d: dict) -> None:
+            plugins.load_entry_points()  # users' modules, before the rows naming them are checked
+            registry.check_model_dict(d, tasks.__dict__, added)
+
         try:
-            original, patched = build_patched_parse_model(
-                tasks, lambda d: registry.check_model_dict(d, tasks.__dict__, added)
-            )
+            original, patched = build_patched_parse_model(tasks, check_rows)
             tasks.__dict__[HOOK_NAME] = parse_row
             check_semantics(patched)  # untested parse_model source: build a probe before anything else changes
         except Exception:
@@ -91,7 +102,7 @@ def activate() -> None:
             "torch_safe_load": tasks.torch_safe_load,
         }
         tasks.parse_model = patched
-        tasks.torch_safe_load = wrap_torch_safe_load(tasks.torch_safe_load)
+        tasks.torch_safe_load = wrap_torch_safe_load(tasks.torch_safe_load, before=plugins.load_entry_points)
         tasks.check_yaml = wrap_check_yaml(tasks.check_yaml)
         tasks.guess_model_scale = wrap_guess_model_scale(tasks.guess_model_scale)
         _rebind_package_exports(ul_nn, tasks)
@@ -99,14 +110,30 @@ def activate() -> None:
         anchors = default_callbacks["on_pretrain_routine_start"]
         if ddp_anchor not in anchors:
             anchors.append(ddp_anchor)
-        _state.update(tasks=tasks, nn=ul_nn, saved=saved, added=added)
-    _register_tasks()
+
+        def add_user_module(name: str, cls: type) -> None:
+            tasks.__dict__[name] = added[name] = cls
+
+        plugins.add_listener(add_user_module)
+        _state.update(tasks=tasks, nn=ul_nn, saved=saved, added=added, listener=add_user_module)
+    if not _startup_hook_pending():
+        import ultralytics.models.yolo.model  # noqa: F401  (nothing else would register the task with the YOLO class)
+    register_loaded()
+
+
+def _startup_hook_pending() -> bool:
+    """Whether the startup hook is installed and still waiting for Ultralytics modules (it registers them as they
+    load). Without it (an editable install, a vendored copy, ``import ultra_ext`` before ``ultralytics``) nothing
+    would add the ``generalist`` task to a ``YOLO`` class loaded later, so :func:`activate` loads that class itself."""
+    return any(type(finder).__name__ == "_TasksFinder" for finder in sys.meta_path)
 
 
 def register_loaded() -> None:
-    """Startup-hook entry: register the ``generalist`` task in Ultralytics modules loaded since activation."""
+    """Startup-hook entry: register the ``generalist`` task and our dataset names in Ultralytics modules loaded
+    since activation."""
     if _state:
         _register_tasks()
+        datasets.install()
 
 
 def deactivate() -> None:
@@ -116,10 +143,12 @@ def deactivate() -> None:
             return
         from ultralytics.utils.callbacks.base import default_callbacks
 
-        from . import registry
-        from .tasks import unregister as unregister_tasks
+        from . import plugins, registry
+        from .generalist_task import unregister as unregister_tasks
 
         unregister_tasks()
+        datasets.uninstall()
+        plugins.remove_listener(_state["listener"])
         tasks = _state["tasks"]
         for k, v in _state["saved"].items():
             setattr(tasks, k, v)

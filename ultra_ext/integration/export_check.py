@@ -12,9 +12,9 @@ converter traceback deep inside a third-party tool, or worse, an export that "su
 
 :func:`install` wraps ``ultralytics.engine.exporter.Exporter.__call__`` (the single entry of ``YOLO.export``, the
 ``yolo export`` CLI and Ultralytics' benchmarks) so the check runs first; :func:`uninstall` restores the stock
-method. The exporter module is imported lazily by Ultralytics, so :func:`install` is called where the
-``generalist`` task's ONNX hook is installed (:mod:`ultra_ext.models.generalist`, imported when the ``YOLO`` class
-loads): by then Ultralytics' trainers are loaded and importing the exporter costs about 2 ms.
+method. The exporter module is imported lazily by Ultralytics, so :func:`install` runs once the ``YOLO`` class is
+loaded (:mod:`.generalist_task`): Ultralytics' trainers are loaded by then and importing the exporter costs about
+2 ms.
 
 Declared today (measured with ultralytics 8.4.190, pnnx 20260526, ncnn 1.0.20261020; ``tests/test_export_matrix.py``
 checks ONNX, TorchScript and OpenVINO parity for every family): ``ncnn`` for ``AreaAttentionTurbo`` with

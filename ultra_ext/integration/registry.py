@@ -112,7 +112,7 @@ def check_model_dict(d: dict, namespace: dict, ours: dict[str, type]) -> None:
             raise LayerError(
                 f"model YAML layer {i}: unknown module {name!r}{_suggestion(name, namespace)}. ultra_ext modules: "
                 f"{listed}; stock Ultralytics modules are those imported in ultralytics.nn.tasks, plus nn.* and "
-                f"torchvision.ops.*"
+                f"torchvision.ops.*; your own modules need ultra_ext.register (docs/custom-modules.md)"
             )
         uses_ours = uses_ours or name in ours
     scales = d.get("scales")

@@ -26,9 +26,7 @@ from ultralytics.utils import DEFAULT_CFG, RANK, ops
 from ultralytics.utils.loss import E2ELoss, v8SegmentationLoss
 from ultralytics.utils.metrics import SegmentMetrics, SemanticMetrics
 
-from ..integration.export_check import install as install_export_check
-from ..integration.tasks import TASK, install_onnx_output_names
-from ..nn.generalist import GeneralistHead
+from ..nn.generalist import TASK, GeneralistHead
 
 __all__ = [
     "GeneralistLoss",
@@ -43,9 +41,6 @@ __all__ = [
 
 BACKGROUND_ID = 255  # predicted "no object" pixels in Results.semantic_mask (Ultralytics' ignore id)
 
-
-install_onnx_output_names()  # any export of a GeneralistModel imports this module first (unpickling or building)
-install_export_check()  # the YOLO class imports this module as it loads, so before any YOLO(...).export
 
 
 def semantic_targets(batch: dict, nc: int, overlap: bool) -> torch.Tensor:
@@ -266,8 +261,3 @@ class GeneralistPredictor(SegmentationPredictor):
                 class_map.to(torch.uint8 if nc < BACKGROUND_ID else torch.int32), result.orig_shape
             )
         return results
-
-
-add_safe_globals = getattr(torch.serialization, "add_safe_globals", None)
-if add_safe_globals is not None:  # checkpoints pickle the model class; ULTRALYTICS_SAFE_LOAD=1 must accept it
-    add_safe_globals([GeneralistModel])

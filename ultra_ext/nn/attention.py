@@ -188,3 +188,23 @@ def backend_report(model: torch.nn.Module) -> dict[str, str]:
 def check_backend_arg(name: str | None) -> str | None:
     """Validate a module's ``attn_backend`` argument (``None`` allowed)."""
     return validate_backend(name, allow_none=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ultra-ext backends``: which attention backends can run here, and the process default."""
+    import argparse
+
+    import torch
+
+    argparse.ArgumentParser(prog="ultra-ext backends", description=main.__doc__.split(": ", 1)[1]).parse_args(argv)
+    print(f"process default: {get_attn_backend()}  (ULTRA_EXT_ATTN=sdpa|math|flash)")
+    print("sdpa : available (torch.nn.functional.scaled_dot_product_attention)")
+    print("math : available (explicit softmax(q k^T) v; used for export)")
+    if flash_attn_func is None:
+        print("flash: not installed (pip install 'ultra-ext[flash]' on a CUDA machine)")
+    elif not torch.cuda.is_available():
+        print("flash: installed, but no CUDA device")
+    else:
+        cap = torch.cuda.get_device_capability()
+        print(f"flash: installed; GPU capability {cap[0]}.{cap[1]} ({'usable' if cap[0] >= 8 else 'needs >= 8.0'})")
+    return 0

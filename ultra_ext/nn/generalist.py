@@ -38,6 +38,7 @@ from ultralytics.nn.modules.head import Detect, Segment, SemanticSegment
 from .checks import check_channel_list, check_int, check_odd_kernel
 
 __all__ = [
+    "TASK",
     "GeneralistDetect",
     "GeneralistHead",
     "GeneralistSegment",
@@ -46,6 +47,10 @@ __all__ = [
     "ScaledRepNCSPELAN4",
     "ScaledSPPELAN",
 ]
+
+TASK = "generalist"
+"""The Ultralytics task of a model whose last layer is :class:`GeneralistHead` (its pipeline:
+:mod:`ultra_ext.models.generalist`; its registration with Ultralytics: :mod:`ultra_ext.integration.generalist_task`)."""
 
 
 def _positive(what: str):

@@ -1,0 +1,83 @@
+"""Stock YOLO12 → ultra_ext upgrade: same weights, our classes and backends, same outputs, rebuildable YAML."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ultralytics.nn.modules import block as stock_block
+from ultralytics.nn.tasks import DetectionModel
+
+import ultra_ext
+from ultra_ext.nn.yolov12 import A2C2f, AreaAttention, AreaAttentionBlock
+from ultra_ext.convert.yolov12 import upgrade_yolo12, upgrade_yolo12_checkpoint
+
+
+def _perturbed_stock(scale: str) -> DetectionModel:
+    torch.manual_seed(0)
+    model = DetectionModel(f"yolo12{scale}.yaml", verbose=False).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # away from the init so attention is not near-uniform
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def _head_outputs(model, x):
+    with torch.no_grad():
+        return model(x)[0]
+
+
+@pytest.mark.parametrize("scale, expected_modules", [("n", 21), ("l", 37)])
+def test_upgrade_in_place_keeps_outputs(scale, expected_modules):
+    model = _perturbed_stock(scale)
+    x = torch.rand(1, 3, 128, 160)
+    reference = _head_outputs(model, x)
+    keys = {k: v.clone() for k, v in model.state_dict().items()}
+
+    assert upgrade_yolo12(model) == expected_modules  # A2C2f + ABlocks + AAttns of layers 6, 8 (+ neck A2C2f)
+    assert not any(isinstance(m, (stock_block.AAttn, stock_block.ABlock, stock_block.A2C2f)) for m in model.modules())
+    assert isinstance(model.model[6], A2C2f) and model.model[6].type == "ultra_ext.nn.yolov12.A2C2f"
+    assert isinstance(model.model[6].m[0][0], AreaAttentionBlock)
+    state = model.state_dict()
+    assert state.keys() == keys.keys() and all(torch.equal(state[k], keys[k]) for k in keys)  # no weight touched
+
+    for backend in ("math", "sdpa"):
+        with ultra_ext.attn_backend(backend):
+            out = _head_outputs(model, x)
+        rel = ((out - reference).abs().max() / reference.abs().max()).item()
+        assert rel <= 1e-6, (backend, rel)
+        report = ultra_ext.backend_report(model)
+        assert report and set(report.values()) == {backend}
+
+
+@pytest.mark.parametrize("scale", ["n", "l"])
+def test_upgraded_yaml_rebuilds_the_same_model(scale):
+    """model.yaml names our classes afterwards, with stock's implicit L/X (residual, mlp 1.2) written out."""
+    model = _perturbed_stock(scale)
+    upgrade_yolo12(model)
+    rows = model.yaml["backbone"] + model.yaml["head"]
+    assert [r[2] for r in rows].count("ultra_ext.A2C2f") == 5 and "A2C2f" not in [r[2] for r in rows]
+    rebuilt = DetectionModel(model.yaml, verbose=False).eval()
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in model.parameters())
+    if scale == "l":
+        assert rebuilt.model[6].gamma is not None and rebuilt.model[6].m[0][0].mlp[0].conv.out_channels == int(256 * 1.2)
+    x = torch.rand(1, 3, 96, 96)
+    torch.testing.assert_close(_head_outputs(rebuilt, x), _head_outputs(model, x), rtol=1e-5, atol=1e-4)
+
+
+def test_upgrade_checkpoint_file(tmp_path):
+    model = _perturbed_stock("n")
+    src, dst = tmp_path / "stock.pt", tmp_path / "ours.pt"
+    torch.save({"model": model, "ema": None, "epoch": -1}, src)
+    assert upgrade_yolo12_checkpoint(src, dst) == 21
+    loaded = torch.load(dst, map_location="cpu", weights_only=False)["model"]
+    assert type(loaded.model[8]) is A2C2f and type(loaded.model[8].m[0][0].attn) is AreaAttention
+    x = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(_head_outputs(loaded, x), _head_outputs(model, x), rtol=1e-5, atol=1e-4)
+
+
+def test_upgrade_checkpoint_without_yolo12_is_an_error(tmp_path):
+    src = tmp_path / "yolo11.pt"
+    torch.save({"model": DetectionModel("yolo11n.yaml", verbose=False)}, src)
+    with pytest.raises(ValueError, match="no stock YOLO12 attention"):
+        upgrade_yolo12_checkpoint(src, tmp_path / "out.pt")

@@ -354,7 +354,7 @@ def yaml_dict(base: str = "gyolo", scale: str = "n") -> dict:
         ("gyolo", "n", 9, [-1, 1, "ScaledSPPELAN", [512, 256, 4]],
          ["layer 9", "ScaledSPPELAN", "argument 2 (k)=4", "odd"]),
         ("gyolo-sem", "n", 21, [[20], 1, "GeneralistSemanticSegment", ["nc", 3]],
-         ["layer 21", "GeneralistSemanticSegment", "argument 1 (stride)=3"]),
+         ["layer 21", "GeneralistSemanticSegment", "stride must be one of 1, 2, 4, 8, got stride=3"]),
         ("gyolo-sem", "n", 21, [20, 1, "GeneralistSemanticSegment", ["nc", 4]],
          ["layer 21", "GeneralistSemanticSegment", "one-layer list", "got 20"]),
     ],

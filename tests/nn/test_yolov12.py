@@ -356,14 +356,14 @@ def test_tiny_yaml_builds(tmp_path):
     "row,fragments",
     [
         # c2=80 at width 1.0 -> hidden int(80*0.5) = 40, not a multiple of 32
-        ("[-1, 1, ultra_ext.A2C2f, [80, True, 1]]", ["= 40", "multiple of 32"]),
-        ("[-1, 1, ultra_ext.A2C2fTurbo, [96, True, 1, False, 2.0, 0.5]]", ["= 48", "multiple of 32"]),
+        ("[-1, 1, ultra_ext.A2C2f, [80, True, 1]]", ["= 40", "multiple of the head width 32"]),
+        ("[-1, 1, ultra_ext.A2C2fTurbo, [96, True, 1, False, 2.0, 0.5]]", ["= 48", "multiple of the head width 32"]),
         # a string where a number belongs
         ("[-1, 1, ultra_ext.A2C2f, [64, True, four]]", ["area", "'four'"]),
         ("[-1, 1, ultra_ext.A2C2f, [wide, True, 1]]", ["c2", "'wide'"]),
         ("[-1, 1, ultra_ext.A2C2f, [64, True, 1, False, 2.0, half]]", ["e='half'"]),
         # residual needs c1 == c2 (input is 64 channels)
-        ("[-1, 1, ultra_ext.A2C2f, [128, True, 1, True]]", ["residual", "64 != 128"]),
+        ("[-1, 1, ultra_ext.A2C2f, [128, True, 1, True]]", ["residual", "c1=64, c2=128"]),
         # zero repeats
         ("[-1, 0, ultra_ext.A2C2f, [64, True, 1]]", ["repeats", "got 0"]),
         # extra arguments are rejected, not ignored
@@ -403,7 +403,7 @@ def test_area_not_dividing_tokens_at_forward(tmp_path):
 def test_direct_construction_and_call_errors():
     with pytest.raises(ValueError, match="64.*3 heads"):
         AreaAttention(64, 3)
-    with pytest.raises(ValueError, match="= 40 is not a multiple of 32"):
+    with pytest.raises(ValueError, match="= 40 must be a positive multiple of the head width 32"):
         A2C2f(64, 80)
     with pytest.raises(ValueError, match="c1=64, c2=128"):
         A2C2f(64, 128, 1, True, 1, True)

@@ -1,19 +1,17 @@
-"""Measurement helpers shared by ``python -m ultra_ext.bench`` and the scripts in ``benchmarks/``.
+"""Measurements of ``ultra-ext bench`` (:mod:`ultra_ext.bench.runner`).
 
 Model building with seeded random weights, round-robin CPU timing, ONNX export as Ultralytics does it, ONNX
-Runtime sessions and profiles, dataset copies for training runs, plain-text tables, and the peak memory of one
-training step. ``benchmarks/common.py`` re-exports these names (the scripts there import them from it).
+Runtime sessions and the ORT-vs-PyTorch output difference, dataset copies for training runs, plain-text tables,
+and the peak memory of one training step.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import shutil
 import statistics
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -21,20 +19,18 @@ import torch
 __all__ = [
     "build",
     "export_onnx",
-    "format_profile",
     "fused_eval",
     "inference_head",
     "interleaved_ms",
     "iter_tensors",
     "model_outputs",
     "onnx_checked_session",
-    "onnx_node_count",
-    "ort_profile",
     "ort_session",
+    "output_rel_diff",
     "portable_data",
     "randomize",
-    "resolve_data",
     "rss_step_peak",
+    "spread_scores",
     "synthetic_batch",
     "table",
     "train_step_peak",
@@ -78,6 +74,33 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 m.running_var.uniform_(0.5, 1.5, generator=g)
                 m.weight.uniform_(0.5, 1.5, generator=g)
     return model
+
+
+def spread_scores(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Standardise every one-to-one class logit map over the image ``x`` (mean 0, std 1 per class), in place.
+
+    For the ORT parity of NMS-free heads only (values do not change latency). With :func:`randomize` weights the
+    class logits barely vary across the image, so the candidates' scores nearly tie at the top-k boundary and fp32
+    noise decides which detections ORT and PyTorch keep (yolo26n at 64 px: 13 of 84 rows differed). Spread out,
+    the scores rarely tie and the two top-k selections hold the same detections. No-op without a one-to-one head.
+    """
+    import torch.nn.functional as F
+
+    convs = [seq[-1] for seq in getattr(model.model[-1], "one2one_cv3", None) or ()]
+    inputs = {}
+    hooks = [c.register_forward_hook(lambda m, a, _: inputs.__setitem__(m, a[0])) for c in convs]
+    training = model.training
+    with torch.no_grad():
+        if convs:
+            model.eval()(x)
+        for c in convs:
+            y = F.conv2d(inputs[c], c.weight)  # (1, nc, h, w) logits without the bias
+            mean, std = y.mean((0, 2, 3)), y.std((0, 2, 3))
+            c.weight /= std[:, None, None, None]
+            c.bias.copy_(-mean / std)
+    model.train(training)
+    for h in hooks:
+        h.remove()
 
 
 def fused_eval(model: torch.nn.Module) -> torch.nn.Module:
@@ -187,13 +210,33 @@ def onnx_checked_session(
     return session, out, slim
 
 
-def ort_session(path: Path, threads: int, profile_prefix: str | None = None, spin: bool = True, ftz: bool = False):
+def output_rel_diff(out, ref, top_k: bool = False, tie: float = 1e-6) -> float:
+    """max |out − ref| over max |ref| of one output (numpy arrays of one shape).
+
+    ``top_k``: ``(1, k, 6 + ...)`` NMS-free detections ``[box, score, class, ...]``, the k best candidates. Two
+    runtimes may list equal scores in another order, and keep different candidates where several tie with the
+    k-th score. So each row is compared with its nearest row of the other output, both ways, and rows whose score
+    is within ``tie`` of their output's lowest selected score are left out. Any other mismatch counts.
+    """
+    import numpy as np
+
+    scale = float(np.abs(ref).max()) or 1.0
+    if not top_k:
+        return float(np.abs(out - ref).max()) / scale
+    d = np.abs(out[0][:, None, :] - ref[0][None, :, :]).max(-1) / scale  # (k, k): row-to-row differences
+    err = 0.0
+    for rows, nearest in ((out[0], d.min(1)), (ref[0], d.min(0))):
+        inside = rows[:, 4] - rows[:, 4].min() > tie
+        err = max(err, float(nearest[inside].max(initial=0.0)))
+    return err
+
+
+def ort_session(path: Path, threads: int, spin: bool = True, ftz: bool = False):
     """ONNX Runtime CPU session: ``threads`` intra-op threads, sequential, all graph optimisations.
 
     ``spin=False`` stops idle intra-op threads busy-waiting for the next op. ORT spins by default; on a shared
     machine, and when several sessions are timed round-robin, one session's spinning thread takes a core from
     whatever runs next (measured on 2 busy cores: yolo11n 236 ms median spinning vs 106 ms not).
-    ``profile_prefix``: write an ORT per-node JSON profile (``session.end_profiling()`` returns its file name).
     ``ftz=True`` flushes denormal floats to zero (``session.set_denormal_as_zero``, and for the calling thread
     ``torch.set_flush_denormal``, which then applies to torch ops on that thread too): x86 arithmetic on denormals
     is many times slower, and random weights can push attention logits so far apart that a sizeable share of the
@@ -209,8 +252,6 @@ def ort_session(path: Path, threads: int, profile_prefix: str | None = None, spi
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if ftz:
         so.add_session_config_entry("session.set_denormal_as_zero", "1")
-    if profile_prefix:
-        so.enable_profiling, so.profile_file_prefix = True, profile_prefix
     session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     if ftz:
         # The option covers ORT's pool threads, but the calling thread runs a share of every op too, and its
@@ -219,63 +260,12 @@ def ort_session(path: Path, threads: int, profile_prefix: str | None = None, spi
     return session
 
 
-def onnx_node_count(path: Path) -> int:
-    """Number of nodes in the ONNX graph at ``path``."""
-    import onnx
-
-    return len(onnx.load(str(path)).graph.node)
 
 
-def ort_profile(path: Path, x, threads: int, runs: int, prefix: Path, spin: bool, ftz: bool = False) -> dict:
-    """Per-node ORT profile over ``3 + runs`` runs of input ``x``: microseconds by operator type and by YAML layer.
-
-    Layer: the ``model.<i>`` component of the node name (TorchScript export names nodes after module paths);
-    ``other`` for nodes the exporter named otherwise (e.g. the fused post-processing of the Detect output).
-    """
-    s = ort_session(path, threads, profile_prefix=str(prefix), spin=spin, ftz=ftz)
-    for _ in range(3 + runs):
-        s.run(None, {"images": x})
-    events = json.loads(Path(s.end_profiling()).read_text())
-    by_op, by_layer = defaultdict(float), defaultdict(float)
-    for e in events:
-        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
-            continue
-        by_op[e["args"].get("op_name", "?")] += e["dur"]
-        parts = e["name"].split("/")
-        layer = next((p.split(".")[1] for p in parts if p.startswith("model.") and p.split(".")[1].isdigit()), "other")
-        by_layer[layer] += e["dur"]
-    return {"by_op": dict(by_op), "by_layer": dict(by_layer), "runs": 3 + runs}
 
 
-def format_profile(rows: list[dict], top: int = 8) -> str:
-    """Summary lines of the ``ort_profile`` dicts stored under ``row["ort_profile"]`` (ms per inference)."""
-    out = []
-    for r in rows:
-        p = r.get("ort_profile")
-        if not p:
-            continue
-        total = sum(p["by_op"].values())
-        n_runs = p["runs"]
-
-        def ms(us: float, n_runs=n_runs) -> float:  # per inference
-            return us / n_runs / 1e3
-
-        ops = sorted(p["by_op"].items(), key=lambda kv: -kv[1])[:top]
-        layers = sorted(p["by_layer"].items(), key=lambda kv: -kv[1])[:top]
-        out.append(f"{r['name']}: ORT kernel time {ms(total):.1f} ms/inference (profiled, single-session)")
-        out.append("  by op:    " + ", ".join(f"{k} {ms(v):.1f} ({v / total:.0%})" for k, v in ops))
-        out.append("  by layer: " + ", ".join(f"{k} {ms(v):.1f} ({v / total:.0%})" for k, v in layers))
-    return "\n".join(out)
 
 
-def resolve_data(data: Path | None, candidates: list[Path]) -> Path:
-    """``data`` if given, else the first existing path of ``candidates``."""
-    if data is not None:
-        return Path(data).resolve()
-    for d in candidates:
-        if d.exists():
-            return d
-    raise FileNotFoundError(f"no dataset: pass --data (looked for {', '.join(map(str, candidates))})")
 
 
 def portable_data(data: Path, tmp: Path) -> Path:

@@ -4,6 +4,11 @@ Usage::
 
     python -m ultra_ext.bench yolo11n.yaml gyolo-n.yaml --imgsz 640 --runs 20 --threads 2 --csv out.csv --plot-dir out/
     python -m ultra_ext.bench yolo11n.yaml goldyolo-n.yaml --train data.yaml --epochs 10 --train-imgsz 320
+    python -m ultra_ext.bench --preset pst --csv pst.csv         # a published comparison (ultra_ext/bench/presets.py)
+
+``--preset NAME`` measures a named model set with its option defaults (:data:`ultra_ext.bench.presets.PRESETS`:
+``yolov12``, ``goldyolo``, ``pst``, ``generalist``; ``--help`` lists them); options given on the command line win,
+YAMLs given on it are added. ``ultra-ext bench`` is the same command.
 
 Every model is built from its YAML (no weights) as the class Ultralytics' task map picks for it, with seeded
 random weights (:func:`ultra_ext.bench.measure.randomize`: latency does not depend on the values, but the
@@ -18,7 +23,10 @@ default init leaves branches at exactly zero). Measured per model:
 * **ONNX Runtime CPU latency**: the fused model exported as Ultralytics exports it (``torch.onnx.export`` opset 18,
   TorchScript exporter, heads in export mode, onnxslim when installed; one ONNX output per PyTorch output:
   segmentation and generalist models have 2-3), CPU execution provider, idle-thread spinning off unless
-  ``--ort-spin``, timed round-robin like PyTorch.
+  ``--ort-spin``, timed round-robin like PyTorch. Every output is compared with the fused PyTorch model's on the
+  same input (:func:`ultra_ext.bench.measure.output_rel_diff`): export parity. NMS-free top-k detections are compared
+  as sets of rows; their one-to-one class logits are spread out first (:func:`ultra_ext.bench.measure.spread_scores`)
+  so that random weights do not leave the top-k boundary to near-ties.
 * **training-step peak memory**: one forward + the model's own loss on a synthetic batch (random images, three
   boxes each; masks, keypoints or class ids as the task needs) + backward at ``--mem-imgsz`` (320) and
   ``--mem-batch`` (8), each model in a fresh subprocess. CPU: the resident-set high-water mark over the step
@@ -31,17 +39,26 @@ default init leaves branches at exactly zero). Measured per model:
   no AMP, no plots, ``val=False`` so only the end is validated, run folder in a temp dir) on a temp copy of the
   dataset; mAP50 and mAP50-95 (box) of Ultralytics' final validation of ``best.pt`` on the val split.
 
+PST models (``--pst-topk K [K ...]``): every PST attention's eval topk (0: coarse only; 8: the published setting)
+set to each K in turn, one row per K named ``<model>-k<K>``, all from one set of weights and timed in the same rounds
+(training-step memory does not depend on it; ``--train`` validates with it). Other models are unaffected.
+
 Heads with a one-to-one branch (GYOLO, YOLOv10/26-style ``end2end``) are timed NMS-free (``--one2many``: their
 one-to-many decode); the other detection models are timed up to their decoded boxes and scores, without NMS.
 Denormal floats are flushed to zero in torch and ORT for every model (``--no-ftz`` keeps them): random weights
 can make attention softmax outputs denormal, which slows x86 arithmetic many times over (a value artefact).
 Every torch run uses ``torch.set_num_threads(--threads)``, every ORT session ``intra_op_num_threads=--threads``.
 
-CSV (``--csv``): one row per model, these columns in this order; empty where not measured:
+CSV (``--csv``): one row per model (:class:`ultra_ext.bench.row.BenchRow`), these columns in this order; empty where
+not measured:
 
 =================  =======================================================================================
-``model``          the YAML's stem as given (``yolo11n.yaml`` → ``yolo11n``)
+``model``          the YAML's stem as given (``yolo11n.yaml`` → ``yolo11n``; the path if two stems collide;
+                   ``-k<K>`` appended for a ``--pst-topk`` row)
 ``task``           Ultralytics task of the built model (``detect``, ``segment``, ``classify``, ``generalist``...)
+``source``         ``ours`` (an ultra_ext YAML or a file elsewhere) or ``stock`` (a YAML inside Ultralytics)
+``head``           what was timed: ``one2one`` (NMS-free top-k), ``one2many`` (decoded boxes and scores, NMS not
+                   timed) or ``-`` (no detection head)
 ``params``         training-graph parameters (unfused)
 ``fused_params``   parameters after ``model.fuse()``: what is deployed
 ``gflops_conv``    GFLOPs of the fused model at ``imgsz``, batch 1: convolutions and linear layers only
@@ -50,6 +67,7 @@ CSV (``--csv``): one row per model, these columns in this order; empty where not
 ``pt_ms_min``      PyTorch CPU latency, minimum (ms)
 ``ort_ms_median``  ONNX Runtime CPU latency, median (ms)
 ``ort_ms_min``     ONNX Runtime CPU latency, minimum (ms)
+``ort_rel_diff``   export parity: max |ORT − PyTorch| over max |PyTorch|, worst output (fused model, same input)
 ``train_peak_mb``  peak memory one training step adds, MiB, at ``--mem-imgsz`` / ``--mem-batch``
 ``map50``          box mAP50 after ``--train``
 ``map50_95``       box mAP50-95 after ``--train``
@@ -79,38 +97,12 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["COLUMNS", "main", "model_source", "plot", "run_worker"]
+from .presets import PRESETS, describe
+from .row import COLUMNS, BenchRow
 
-COLUMNS = [
-    "model",
-    "task",
-    "params",
-    "fused_params",
-    "gflops_conv",
-    "gflops_attn",
-    "pt_ms_median",
-    "pt_ms_min",
-    "ort_ms_median",
-    "ort_ms_min",
-    "train_peak_mb",
-    "map50",
-    "map50_95",
-    "imgsz",
-    "threads",
-    "device",
-]
-_CSV_FORMAT = {  # column: format of a measured value (ints and strings as they are)
-    "gflops_conv": "{:.4f}",
-    "gflops_attn": "{:.4f}",
-    "pt_ms_median": "{:.3f}",
-    "pt_ms_min": "{:.3f}",
-    "ort_ms_median": "{:.3f}",
-    "ort_ms_min": "{:.3f}",
-    "train_peak_mb": "{:.1f}",
-    "map50": "{:.4f}",
-    "map50_95": "{:.4f}",
-}
-_TABLE = [  # column, header, format: the printed table after model, source, task, head
+__all__ = ["COLUMNS", "BenchRow", "main", "model_source", "parse_args", "plot", "run_worker"]
+
+_TABLE = [  # field, header, format: the printed table after model, source, task, head
     ("params", "params", "{:,}"),
     ("fused_params", "fused params", "{:,}"),
     ("gflops_conv", "GFLOPs conv", "{:.2f}"),
@@ -119,6 +111,7 @@ _TABLE = [  # column, header, format: the printed table after model, source, tas
     ("pt_ms_min", "PT ms min", "{:.1f}"),
     ("ort_ms_median", "ORT ms med", "{:.1f}"),
     ("ort_ms_min", "ORT ms min", "{:.1f}"),
+    ("ort_rel_diff", "ORT rel |Δ|", "{:.1e}"),
     ("train_peak_mb", "train peak MB", "{:.0f}"),
     ("map50", "mAP50", "{:.3f}"),
     ("map50_95", "mAP50-95", "{:.3f}"),

@@ -178,7 +178,9 @@ def parse_row(m, frame_locals: dict):
         out = m.ul_parse(ctx)
     except LayerError:
         raise
-    except Exception as e:  # a bug or a bad value surfacing deep inside: still name the layer
+    except (ValueError, TypeError) as e:  # a module's own argument check, shared with its constructor
+        raise ctx.error(str(e)) from None
+    except Exception as e:  # a bug surfacing deep inside: still name the layer
         raise ctx.error(f"{type(e).__name__}: {e}") from e
     if not isinstance(out, dict) or "args" not in out or "c2" not in out:
         raise ctx.error(f"{m.__name__}.ul_parse must return a dict with 'args' and 'c2', got {out!r}")

@@ -25,6 +25,7 @@ import warnings
 
 import torch
 
+from ..nn.checks import AT_LEAST_ONE
 from .protocol import ParseContext
 
 __all__ = ["ENTRY_POINT_GROUP", "RULES", "RegistrationError", "load_entry_points", "register", "registered_modules"]
@@ -50,7 +51,7 @@ def registered_modules() -> dict[str, type]:
 
 def _channels_rule(cls, ctx: ParseContext) -> dict:
     c_in = ctx.c_in_single()
-    c_out = ctx.arg(0, "c_out (output channels; the default 'channels' rule)", int, check=(lambda v: v >= 1, ">= 1"))
+    c_out = ctx.arg(0, "c_out (output channels; the default 'channels' rule)", int, check=AT_LEAST_ONE)
     c2 = ctx.width(c_out)
     if ctx.n > 1 and c_in != c2:
         raise ctx.error(

@@ -145,7 +145,8 @@ class ParseContext:
             kind: accepted type(s); ``int`` also accepts ``bool``-free ints only, ``float`` accepts ints; with
                 ``str`` a string is taken literally unless it names a ``scale_args`` table.
             default: value when the row omits it (``...`` = required).
-            check: optional ``(predicate, requirement text)`` pair.
+            check: optional :class:`~ultra_ext.nn.checks.Bound` the value must be within: the one the module's
+                constructor checks too, so both paths share one rule.
         """
         if index >= len(self.args):
             if default is ...:
@@ -163,8 +164,8 @@ class ParseContext:
         if not ok:
             names = " or ".join(k.__name__ for k in kinds)
             raise self.error(f"argument {index} ({what}) must be {names}, got {value!r}")
-        if check is not None and not check[0](value):
-            raise self.error(f"argument {index} ({what})={value!r}: {check[1]}")
+        if check is not None and not check.accepts(value):
+            raise self.error(f"argument {index} ({what})={value!r} must be {check}")
         return value
 
     def check_arity(self, max_args: int, signature: str) -> None:

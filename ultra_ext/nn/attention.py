@@ -11,19 +11,51 @@ import warnings
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .config import get_attn_backend, validate_backend
 
 __all__ = [
+    "HEAD_DIM",
     "AreaSplitError",
     "attend",
     "backend_report",
+    "check_hidden_width",
     "channels_to_tokens",
+    "init_conv_weights",
     "merge_areas",
     "resolve_backend",
     "split_areas",
     "tokens_to_map",
 ]
+
+HEAD_DIM = 32  # YOLOv12's area attention and PST fix the head width: heads = channels // 32
+INIT_STD = 0.02  # the published init of their convs: truncated normal
+
+
+def check_hidden_width(owner: str, c2: int, e: float) -> int:
+    """The attention width ``int(c2 * e)`` of an R-ELAN-style block, which must be a positive multiple of
+    :data:`HEAD_DIM`; the one rule for a YAML row and a direct constructor call.
+
+    Raises:
+        ValueError: naming the owner, ``c2``, ``e`` and the width they give.
+    """
+    hidden = int(c2 * e)
+    if hidden < HEAD_DIM or hidden % HEAD_DIM:
+        raise ValueError(
+            f"{owner} hidden width int(c2*e) = int({c2}*{e}) = {hidden} must be a positive multiple of the head width "
+            f"{HEAD_DIM}, got c2={c2}, e={e}"
+        )
+    return hidden
+
+
+def init_conv_weights(m: nn.Module) -> None:
+    """The published init of attention blocks' ``Conv2d`` layers: truncated normal (std :data:`INIT_STD`), zero bias."""
+    if isinstance(m, nn.Conv2d):
+        nn.init.trunc_normal_(m.weight, std=INIT_STD)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
 
 try:  # optional extra `ultra-ext[flash]`; builds only on CUDA machines
     from flash_attn import flash_attn_func

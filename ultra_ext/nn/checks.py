@@ -1,51 +1,112 @@
-"""Constructor argument checks shared by every family (direct Python calls of our modules).
+"""Argument checks shared by every family: one rule per argument, for YAML rows and constructors alike.
 
-YAML rows are checked earlier, by each module's ``ul_parse`` (naming the layer). These checks cover the modules'
-own constructors: torch would otherwise accept some bad values silently (0 channels, ``True`` as a width, stride 0
-until forward, a string ``mlp_ratio`` repeated as a sequence) and reject others with messages that name neither
-the argument nor its value. Every message reads ``"<owner> <name> must be …, got <name>=<value>"``; only
-``TypeError`` (wrong kind of value) and ``ValueError`` (right kind, bad value) are raised, which
-``tests/nn/test_fuzz_*.py`` check over generated arguments.
+A numeric requirement is declared once, as a :class:`Bound` (``EXPANSION = Bound(0, 4, low_open=True)``), and used
+twice: a module's ``ul_parse`` passes it to :meth:`ParseContext.arg <ultra_ext.integration.protocol.ParseContext.arg>`
+(the error names the YAML layer) and its constructor to :func:`check_int` / :func:`check_real` (direct Python
+calls). Checks that relate several arguments (a hidden width that must be a multiple of the head width) live in
+one function per module that both paths call; :mod:`~ultra_ext.integration.patch` prefixes what it raises from
+``ul_parse`` with the layer.
+
+Without these, torch would accept some bad values silently (0 channels, ``True`` as a width, stride 0 until forward,
+a string ``mlp_ratio`` repeated as a sequence) and reject others with messages that name neither the argument nor its
+value. Every message reads ``"<owner> <name> must be …, got <name>=<value>"``; only ``TypeError`` (wrong kind of
+value) and ``ValueError`` (right kind, bad value) are raised, which ``tests/nn/test_fuzz_*.py`` check over generated
+arguments.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 
 from torch import nn
 
-__all__ = ["check_block", "check_channel_list", "check_int", "check_odd_kernel", "check_real", "mlp_hidden_width"]
+__all__ = [
+    "AT_LEAST_ONE",
+    "EXPANSION",
+    "NON_NEGATIVE",
+    "ODD_KERNEL",
+    "POSITIVE",
+    "PROBABILITY",
+    "Bound",
+    "check_block",
+    "check_channel_list",
+    "check_int",
+    "check_odd_kernel",
+    "check_real",
+    "mlp_hidden_width",
+]
 
 
-def check_int(owner: str, name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int ``>= minimum``; bools and floats are refused (``True`` is an int to Python).
+@dataclass(frozen=True)
+class Bound:
+    """The values a numeric argument may take: an interval, optionally odd integers only.
+
+    Attributes:
+        low, high: the ends (``±inf`` for none). low_open, high_open: whether an end is excluded.
+        odd: integers must be odd (a "same"-padded kernel).
+    """
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    odd: bool = False
+
+    def accepts(self, value) -> bool:
+        if not math.isfinite(value):
+            return False
+        low_ok = self.low < value if self.low_open else self.low <= value
+        high_ok = value < self.high if self.high_open else value <= self.high
+        return low_ok and high_ok and (not self.odd or value % 2 == 1)
+
+    def __str__(self) -> str:
+        if self.high == math.inf:
+            text = f"{'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        return f"odd and {text}" if self.odd else text
+
+
+POSITIVE = Bound(0, low_open=True)  # widths, strides, ratios
+AT_LEAST_ONE = Bound(1)  # counts: blocks, heads, groups, classes
+NON_NEGATIVE = Bound(0)  # counts that may be zero (top-k 0 switches a stage off)
+EXPANSION = Bound(0, 4, low_open=True)  # hidden width ratio e: c_ = int(c2 * e)
+PROBABILITY = Bound(0, 1, high_open=True)  # drop-path rates
+ODD_KERNEL = Bound(1, odd=True)  # "same" padding k // 2 keeps the map size only for odd k
+
+
+def check_int(owner: str, name: str, value, minimum: int | Bound = 1) -> int:
+    """``value`` as an int ``>= minimum`` (or within a :class:`Bound`); bools and floats are refused (``True`` is an
+    int to Python).
 
     Raises:
-        TypeError: not an integer. ValueError: below ``minimum``. Both name ``owner``, the argument and the value.
+        TypeError: not an integer. ValueError: out of bounds. Both name ``owner``, the argument and the value.
     """
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise TypeError(f"{owner} {name} must be an int, got {name}={value!r}")
-    if value < minimum:
-        raise ValueError(f"{owner} {name} must be >= {minimum}, got {name}={value!r}")
+    bound = minimum if isinstance(minimum, Bound) else Bound(minimum)
+    if not bound.accepts(value):
+        raise ValueError(f"{owner} {name} must be {bound}, got {name}={value!r}")
     return int(value)
 
 
 def check_odd_kernel(owner: str, name: str, value) -> int:
     """A positive odd kernel size: "same" padding ``k // 2`` keeps the map size only for odd ``k``."""
-    check_int(owner, name, value)
-    if value % 2 == 0:
-        raise ValueError(f"{owner} {name} must be odd (padding {name}//2 keeps the size), got {name}={value!r}")
-    return int(value)
+    return check_int(owner, name, value, ODD_KERNEL)
 
 
-def check_real(owner: str, name: str, value, low: float, high: float = math.inf, low_open: bool = True) -> float:
-    """A finite real number in ``(low, high)`` (``[low, high)`` with ``low_open=False``); ints allowed, bools not."""
+def check_real(owner: str, name: str, value, bound: Bound) -> float:
+    """A finite real number within ``bound``; ints allowed, bools not.
+
+    Raises:
+        TypeError: not a number. ValueError: out of bounds (or not finite).
+    """
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{owner} {name} must be a number, got {name}={value!r}")
-    if not (low < value if low_open else low <= value) or not value < high or not math.isfinite(value):
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g})"
-        raise ValueError(f"{owner} {name} must be in {interval}, got {name}={value!r}")
+    if not bound.accepts(value):
+        raise ValueError(f"{owner} {name} must be {bound}, got {name}={value!r}")
     return float(value)
 
 
@@ -72,7 +133,7 @@ def check_block(owner: str, block) -> type:
 
 def mlp_hidden_width(owner: str, dim: int, mlp_ratio) -> int:
     """The hidden width ``int(dim * mlp_ratio)`` of a transformer block's MLP, checked to be at least 1."""
-    ratio = check_real(owner, "mlp_ratio", mlp_ratio, 0)
+    ratio = check_real(owner, "mlp_ratio", mlp_ratio, POSITIVE)
     hidden = int(dim * ratio)
     if hidden < 1:
         raise ValueError(

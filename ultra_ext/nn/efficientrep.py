@@ -22,7 +22,7 @@ from torch import nn
 from ultralytics.nn.modules.block import SPPF
 from ultralytics.nn.modules.conv import Conv, RepConv, autopad
 
-from .checks import check_block, check_int, check_odd_kernel, check_real
+from .checks import EXPANSION, ODD_KERNEL, POSITIVE, check_block, check_int, check_odd_kernel, check_real
 
 __all__ = [
     "BASIC_BLOCKS",
@@ -37,22 +37,15 @@ __all__ = [
 ]
 
 
-def _positive(what: str):
-    return (lambda v: v > 0, f"{what} must be positive")
-
-
-_ODD_KERNEL = (lambda v: v > 0 and v % 2 == 1, "must be a positive odd number")  # max-pool "same" padding k // 2
-
-
 def _parse_conv_row(ctx, default_k: int, allowed_k: tuple[int, ...] | None = None) -> dict:
     """Shared argument rule of the single-conv blocks: ``[c2, k=default_k, s=1]``, stackable with ``n``."""
     ctx.check_arity(3, "[c2, k, s]")
     c1 = ctx.c_in_single()
-    c2 = ctx.width(ctx.arg(0, "c2", int, check=_positive("c2")))
-    k = ctx.arg(1, "k", int, default_k, check=_ODD_KERNEL)
+    c2 = ctx.width(ctx.arg(0, "c2", int, check=POSITIVE))
+    k = ctx.arg(1, "k", int, default_k, check=ODD_KERNEL)
     if allowed_k and k not in allowed_k:
         raise ctx.error(f"kernel size k={k} is not supported (allowed: {allowed_k})")
-    s = ctx.arg(2, "s", int, 1, check=_positive("s"))
+    s = ctx.arg(2, "s", int, 1, check=POSITIVE)
     if ctx.n < 1:
         raise ctx.error(f"repeats must be >= 1, got {ctx.n}")
     if ctx.n > 1 and (c1 != c2 or s != 1):
@@ -224,7 +217,7 @@ class BepC3(nn.Module):
         super().__init__()
         for name, v in (("c1", c1), ("c2", c2), ("n", n)):
             check_int("BepC3", name, v)
-        check_real("BepC3", "e", e, 0)
+        check_real("BepC3", "e", e, EXPANSION)
         check_block("BepC3", block)
         c_ = int(c2 * e)
         if c_ < 1:
@@ -243,8 +236,8 @@ class BepC3(nn.Module):
         """YAML args ``[c2, e=0.5, block=RepVGGBlock]``; the row's (depth-scaled) repeats become ``n``."""
         ctx.check_arity(3, "[c2, e, block]")
         c1 = ctx.c_in_single()
-        c2 = ctx.width(ctx.arg(0, "c2", int, check=_positive("c2")))
-        e = ctx.arg(1, "e", float, 0.5, check=(lambda v: 0 < v <= 4, "must be in (0, 4]"))
+        c2 = ctx.width(ctx.arg(0, "c2", int, check=POSITIVE))
+        e = ctx.arg(1, "e", float, 0.5, check=EXPANSION)
         block = basic_block(ctx, 2)
         if ctx.n < 1:
             raise ctx.error(f"repeats must be >= 1, got {ctx.n}")
@@ -279,8 +272,8 @@ class SimSPPF(SPPF):
         """YAML args ``[c2, k=5]``."""
         ctx.check_arity(2, "[c2, k]")
         c1 = ctx.c_in_single()
-        c2 = ctx.width(ctx.arg(0, "c2", int, check=_positive("c2")))
-        k = ctx.arg(1, "k", int, 5, check=_ODD_KERNEL)
+        c2 = ctx.width(ctx.arg(0, "c2", int, check=POSITIVE))
+        k = ctx.arg(1, "k", int, 5, check=ODD_KERNEL)
         return {"args": [c1, c2, k], "c2": c2, "n": 1}
 
 
@@ -304,7 +297,7 @@ class SimCSPSPPF(nn.Module):
         for name, v in (("c1", c1), ("c2", c2)):
             check_int("SimCSPSPPF", name, v)
         check_odd_kernel("SimCSPSPPF", "k", k)
-        check_real("SimCSPSPPF", "e", e, 0)
+        check_real("SimCSPSPPF", "e", e, EXPANSION)
         c_ = int(c2 * e)
         if c_ < 1:
             raise ValueError(f"SimCSPSPPF hidden width int(c2*e) = int({c2}*{e}) must be positive")
@@ -329,9 +322,9 @@ class SimCSPSPPF(nn.Module):
         """YAML args ``[c2, k=5, e=0.5]``."""
         ctx.check_arity(3, "[c2, k, e]")
         c1 = ctx.c_in_single()
-        c2 = ctx.width(ctx.arg(0, "c2", int, check=_positive("c2")))
-        k = ctx.arg(1, "k", int, 5, check=_ODD_KERNEL)
-        e = ctx.arg(2, "e", float, 0.5, check=(lambda v: 0 < v <= 4, "must be in (0, 4]"))
+        c2 = ctx.width(ctx.arg(0, "c2", int, check=POSITIVE))
+        k = ctx.arg(1, "k", int, 5, check=ODD_KERNEL)
+        e = ctx.arg(2, "e", float, 0.5, check=EXPANSION)
         if int(c2 * e) < 1:
             raise ctx.error(f"hidden width int(c2*e) = int({c2}*{e}) is 0")
         return {"args": [c1, c2, k, e], "c2": c2, "n": 1}

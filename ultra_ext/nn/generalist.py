@@ -35,7 +35,7 @@ from ultralytics.nn.modules.block import SPPELAN, RepNCSPELAN4
 from ultralytics.nn.modules.conv import Conv, DWConv
 from ultralytics.nn.modules.head import Detect, Segment, SemanticSegment
 
-from .checks import check_channel_list, check_int, check_odd_kernel
+from .checks import AT_LEAST_ONE, ODD_KERNEL, check_channel_list, check_int, check_odd_kernel
 
 __all__ = [
     "TASK",
@@ -51,10 +51,6 @@ __all__ = [
 TASK = "generalist"
 """The Ultralytics task of a model whose last layer is :class:`GeneralistHead` (its pipeline:
 :mod:`ultra_ext.models.generalist`; its registration with Ultralytics: :mod:`ultra_ext.integration.generalist_task`)."""
-
-
-def _positive(what: str):
-    return (lambda v: v >= 1, f"{what} must be >= 1")
 
 
 def _check_elan_args(owner: str, c1, c2, c3, c4, n) -> None:
@@ -93,9 +89,9 @@ class ScaledRepNCSPELAN4(RepNCSPELAN4):
             raise ctx.error(f"repeats must be 1 (the block's depth is its 4th argument n), got {ctx.yaml_repeats!r}")
         c1 = ctx.c_in_single()
         c2, c3, c4 = (
-            ctx.width(ctx.arg(k, what, int, check=_positive(what))) for k, what in enumerate(("c2", "c3", "c4"))
+            ctx.width(ctx.arg(k, what, int, check=AT_LEAST_ONE)) for k, what in enumerate(("c2", "c3", "c4"))
         )
-        n = ctx.arg(3, "n", int, default=1, check=_positive("n"))
+        n = ctx.arg(3, "n", int, default=1, check=AT_LEAST_ONE)
         return [c1, c2, c3, c4, max(round(n * ctx.depth), 1)]
 
     @classmethod
@@ -145,8 +141,8 @@ class ScaledSPPELAN(SPPELAN):
     def ul_parse(cls, ctx) -> dict:
         ctx.check_arity(3, "[c2, c3, k]")
         c1 = ctx.c_in_single()
-        c2, c3 = (ctx.width(ctx.arg(k, what, int, check=_positive(what))) for k, what in enumerate(("c2", "c3")))
-        k = ctx.arg(2, "k", int, default=5, check=(lambda v: v >= 1 and v % 2 == 1, "must be an odd int >= 1"))
+        c2, c3 = (ctx.width(ctx.arg(k, what, int, check=AT_LEAST_ONE)) for k, what in enumerate(("c2", "c3")))
+        k = ctx.arg(2, "k", int, default=5, check=ODD_KERNEL)
         return {"args": [c1, c2, c3, k], "c2": c2, "n": 1}
 
 
@@ -204,8 +200,8 @@ def _parse_head(ctx, n_dense: int, extra: tuple[str, ...]) -> tuple[list[int], l
     if not isinstance(ctx.f, list) or len(ch) != len(names):
         raise ctx.error(f"'from' must list {len(names)} layers ({', '.join(names)}), got {ctx.f}")
     ctx.check_arity(1 + len(extra), f"[nc{''.join(', ' + e for e in extra)}]")
-    values = [ctx.arg(0, "nc", int, check=_positive("nc"))]
-    values += [ctx.arg(k, e, int, default=_HEAD_ARG_DEFAULTS[e], check=_positive(e)) for k, e in enumerate(extra, 1)]
+    values = [ctx.arg(0, "nc", int, check=AT_LEAST_ONE)]
+    values += [ctx.arg(k, e, int, default=_HEAD_ARG_DEFAULTS[e], check=AT_LEAST_ONE) for k, e in enumerate(extra, 1)]
     if not isinstance(ctx.reg_max, int) or ctx.reg_max < 1:
         raise ctx.error(f"the YAML's reg_max must be an int >= 1, got {ctx.reg_max!r}")
     return ch[:3], ch[3:], values
@@ -297,6 +293,16 @@ def _attach_proto(preds, proto: torch.Tensor) -> None:
             preds["proto"] = proto
 
 
+SEMANTIC_STRIDES = (1, 2, 4, 8)  # strides a semantic feature can have: exports upsample the logits back by it
+
+
+def check_semantic_stride(owner: str, stride) -> int:
+    """The semantic feature's stride: an int in :data:`SEMANTIC_STRIDES`."""
+    if check_int(owner, "stride", stride) not in SEMANTIC_STRIDES:
+        raise ValueError(f"{owner} stride must be one of {', '.join(map(str, SEMANTIC_STRIDES))}, got stride={stride}")
+    return stride
+
+
 class GeneralistSemanticSegment(SemanticSegment):
     """GYOLO's semantic head for the stock ``semantic`` task: one 1×1 conv on the stride-4 semantic feature.
 
@@ -310,8 +316,7 @@ class GeneralistSemanticSegment(SemanticSegment):
 
     def __init__(self, nc: int = 19, stride: int = 4, ch: tuple[int, ...] = ()):
         check_int("GeneralistSemanticSegment", "nc", nc)
-        if check_int("GeneralistSemanticSegment", "stride", stride) not in (1, 2, 4, 8):
-            raise ValueError(f"GeneralistSemanticSegment stride must be 1, 2, 4 or 8, got stride={stride}")
+        check_semantic_stride("GeneralistSemanticSegment", stride)
         ch = check_channel_list("GeneralistSemanticSegment", "ch", ch)
         super().__init__(nc, ch[:1])
         self.classifier = nn.Conv2d(ch[0], nc, 1)
@@ -334,8 +339,8 @@ class GeneralistSemanticSegment(SemanticSegment):
         if not isinstance(ctx.f, list) or len(ch) != 1:
             raise ctx.error(f"'from' must be a one-layer list [semantic feature] (heads take a list), got {ctx.f}")
         ctx.check_arity(2, "[nc, stride]")
-        nc = ctx.arg(0, "nc", int, check=_positive("nc"))
-        stride = ctx.arg(1, "stride", int, default=4, check=(lambda v: v in (1, 2, 4, 8), "must be 1, 2, 4 or 8"))
+        nc = ctx.arg(0, "nc", int, check=AT_LEAST_ONE)
+        stride = check_semantic_stride(cls.__name__, ctx.arg(1, "stride", int, default=4))
         return {"args": [nc, stride, ch], "c2": ch[0], "n": 1}
 
 

@@ -39,7 +39,7 @@ from ultralytics.nn.modules.conv import Conv
 from ultralytics.nn.modules.head import Detect
 
 from .attention import attend, channels_to_tokens, check_backend_arg, resolve_backend, tokens_to_map
-from .checks import check_block, check_channel_list, check_int, check_real, mlp_hidden_width
+from .checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, PROBABILITY, check_block, check_channel_list, check_int, check_real, mlp_hidden_width
 from .efficientrep import RepVGGBlock, SimConv, basic_block
 from .shapes import checking_sizes, integer_ratio, layer_name, require_ratio, structural_sizes
 
@@ -198,9 +198,9 @@ class LowStageFusion(nn.Module):
         ``hidden`` is taken literally (the published per-scale value)."""
         ctx.check_arity(4, "[hidden, splits, n_blocks, block]")
         c1 = ctx.c_in_single()
-        hidden = ctx.arg(0, "hidden", int, check=(lambda v: v > 0, "must be positive"))
+        hidden = ctx.arg(0, "hidden", int, check=POSITIVE)
         splits = _width_list(ctx, 1, "splits")
-        n = ctx.arg(2, "n_blocks", int, 3, check=(lambda v: v >= 0, "must be >= 0"))
+        n = ctx.arg(2, "n_blocks", int, 3, check=NON_NEGATIVE)
         block = basic_block(ctx, 3)
         if ctx.n != 1:
             raise ctx.error(f"repeats must be 1 (the block count is argument 2), got {ctx.n}")
@@ -209,9 +209,9 @@ class LowStageFusion(nn.Module):
 
 def _width_list(ctx, index: int, what: str) -> list[int]:
     """A list-of-channels argument, each entry width-scaled with the stock formula."""
-    raw = ctx.arg(index, what, list, check=(lambda v: len(v) > 0, "must be a non-empty list"))
-    if not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in raw):
-        raise ctx.error(f"argument {index} ({what}) must be a list of positive ints, got {raw!r}")
+    raw = ctx.arg(index, what, list)
+    if not raw or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in raw):
+        raise ctx.error(f"argument {index} ({what}) must be a non-empty list of positive ints, got {raw!r}")
     return [ctx.width(c) for c in raw]
 
 
@@ -255,7 +255,7 @@ class LocalFusion3(nn.Module):
         c = ctx.c_in_list()
         if not isinstance(ctx.f, list) or len(c) != 3:
             raise ctx.error(f"fuses exactly three adjacent levels [finer, middle, coarser]; 'from' is {ctx.f}")
-        c2 = ctx.width(ctx.arg(0, "c2", int, check=(lambda v: v > 0, "must be positive")))
+        c2 = ctx.width(ctx.arg(0, "c2", int, check=POSITIVE))
         if c[0] != c2 or c[2] != c2:
             raise ctx.error(
                 f"the finer and coarser inputs enter without a conv, so they need c2={c2} channels; "
@@ -325,7 +325,7 @@ class Injection(nn.Module):
         if not isinstance(ctx.f, list) or len(ctx.f) != 2:
             raise ctx.error(f"takes [local, global] inputs; 'from' is {ctx.f}")
         c_local, c_global_total = ctx.c_in_list()
-        c2 = ctx.width(ctx.arg(0, "c2", int, check=(lambda v: v > 0, "must be positive")))
+        c2 = ctx.width(ctx.arg(0, "c2", int, check=POSITIVE))
         index = ctx.arg(1, "split_index", int)
         offset, c_global = _split_source(ctx, ctx.f[1], index)
         if offset + c_global > c_global_total:  # cannot happen unless the source layer lies about its splits
@@ -372,7 +372,7 @@ class HighStageAlign(nn.Module):
         """YAML ``[[P3, P4, B5], 1, HighStageAlign, [stride=2]]``; output channels = the sum of the inputs'."""
         ctx.check_arity(1, "[stride]")
         c = ctx.c_in_list()
-        stride = ctx.arg(0, "stride", int, 2, check=(lambda v: v >= 1, "must be >= 1"))
+        stride = ctx.arg(0, "stride", int, 2, check=AT_LEAST_ONE)
         return {"args": [stride], "c2": sum(c), "n": 1}
 
 
@@ -398,7 +398,7 @@ class ConvAttention(nn.Module):
         super().__init__()
         for name, v in (("dim", dim), ("key_dim", key_dim), ("heads", heads)):
             check_int("ConvAttention", name, v)
-        d_v = check_real("ConvAttention", "attn_ratio", attn_ratio, 0) * key_dim
+        d_v = check_real("ConvAttention", "attn_ratio", attn_ratio, POSITIVE) * key_dim
         if d_v != int(d_v) or d_v < 1:
             raise ValueError(
                 f"ConvAttention value width attn_ratio*key_dim must be a whole number >= 1, "
@@ -460,7 +460,7 @@ class DropPath(nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
-        self.p = check_real("DropPath", "p", p, 0, 1, low_open=False)
+        self.p = check_real("DropPath", "p", p, PROBABILITY)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -487,7 +487,7 @@ class ConvTransformerBlock(nn.Module):
         super().__init__()
         self.attn = ConvAttention(dim, key_dim, heads, attn_ratio)
         hidden = mlp_hidden_width("ConvTransformerBlock", dim, mlp_ratio)
-        check_real("ConvTransformerBlock", "drop_path", drop_path, 0, 1, low_open=False)
+        check_real("ConvTransformerBlock", "drop_path", drop_path, PROBABILITY)
         self.mlp = ConvMlp(dim, hidden)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -530,7 +530,7 @@ class HighStageFusion(nn.Module):
         check_int("HighStageFusion", "c1", c1)
         check_int("HighStageFusion", "depth", depth)
         # checked here too: with depth 1 the only block gets rate 0 and would never see the value
-        check_real("HighStageFusion", "drop_path", drop_path, 0, 1, low_open=False)
+        check_real("HighStageFusion", "drop_path", drop_path, PROBABILITY)
         self.splits = check_channel_list("HighStageFusion", "splits", splits)
         rates = torch.linspace(0, drop_path, depth, device="cpu").tolist()  # one block: [0.0]; cpu: meta-safe
         self.blocks = nn.Sequential(
@@ -548,12 +548,12 @@ class HighStageFusion(nn.Module):
         ctx.check_arity(7, "[splits, depth, key_dim, heads, mlp_ratio, attn_ratio, drop_path]")
         c1 = ctx.c_in_single()
         splits = _width_list(ctx, 0, "splits")
-        depth = ctx.arg(1, "depth", int, check=(lambda v: v >= 1, "must be >= 1"))
-        key_dim = ctx.arg(2, "key_dim", int, check=(lambda v: v >= 1, "must be >= 1"))
-        heads = ctx.arg(3, "heads", int, check=(lambda v: v >= 1, "must be >= 1"))
-        mlp_ratio = ctx.arg(4, "mlp_ratio", float, 1.0, check=(lambda v: v > 0, "must be positive"))
-        attn_ratio = ctx.arg(5, "attn_ratio", float, 2.0, check=(lambda v: v > 0, "must be positive"))
-        drop_path = ctx.arg(6, "drop_path", float, 0.1, check=(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+        depth = ctx.arg(1, "depth", int, check=AT_LEAST_ONE)
+        key_dim = ctx.arg(2, "key_dim", int, check=AT_LEAST_ONE)
+        heads = ctx.arg(3, "heads", int, check=AT_LEAST_ONE)
+        mlp_ratio = ctx.arg(4, "mlp_ratio", float, 1.0, check=POSITIVE)
+        attn_ratio = ctx.arg(5, "attn_ratio", float, 2.0, check=POSITIVE)
+        drop_path = ctx.arg(6, "drop_path", float, 0.1, check=PROBABILITY)
         if attn_ratio * key_dim != int(attn_ratio * key_dim):
             raise ctx.error(f"value width attn_ratio*key_dim = {attn_ratio}*{key_dim} is not a whole number")
         if int(c1 * mlp_ratio) < 1:
@@ -651,7 +651,7 @@ class EfficientDecoupledDetect(Detect):
         """YAML ``[[P3, N4, N5], 1, EfficientDecoupledDetect, [nc]]``; ``reg_max`` is the YAML's top-level key."""
         ctx.check_arity(1, "[nc]")
         ch = ctx.c_in_list()
-        nc = ctx.arg(0, "nc", int, check=(lambda v: v >= 1, "must be >= 1"))
+        nc = ctx.arg(0, "nc", int, check=AT_LEAST_ONE)
         if not isinstance(ctx.reg_max, int) or ctx.reg_max < 1:
             raise ctx.error(f"the YAML's reg_max must be an int >= 1 (bins per box side), got {ctx.reg_max!r}")
         if ctx.end2end:

@@ -38,18 +38,20 @@ from torch import nn
 from ultralytics.nn.modules.conv import Conv
 
 from .attention import (
+    HEAD_DIM,
     attend,
     channels_to_tokens,
     check_backend_arg,
+    check_hidden_width,
+    init_conv_weights,
     resolve_backend,
     tokens_to_map,
 )
-from .checks import check_int, check_real, mlp_hidden_width
+from .checks import EXPANSION, NON_NEGATIVE, POSITIVE, check_int, check_real, mlp_hidden_width
 from .shapes import checking_sizes, layer_name, require_ratio
 
 __all__ = ["GATE_MODES", "PST", "PyramidSparseAttention", "PyramidSparseBlock", "set_pst_options"]
 
-HEAD_DIM = 32  # fixed, as in YOLOv12: heads = channels // 32
 GATE_MODES = ("auto", "learned", "fixed")
 
 
@@ -207,11 +209,8 @@ class PyramidSparseBlock(nn.Module):
         self.attn = PyramidSparseAttention(dim, **attn_kwargs)
         hidden = mlp_hidden_width(type(self).__name__, dim, mlp_ratio)
         self.mlp = nn.Sequential(Conv(dim, hidden, 1), Conv(hidden, dim, 1, act=False))
-        for m in self.modules():  # the published init: truncated normal on Conv2d only (the gate keeps its own)
-            if isinstance(m, nn.Conv2d):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        for m in self.modules():  # Conv2d only: the gate (a Conv1d) keeps its own init
+            init_conv_weights(m)
 
     def forward(self, x: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(x, upper)
@@ -254,11 +253,7 @@ class PST(nn.Module):
         super().__init__()
         owner = type(self).__name__
         c1, c_up, c2, n = (check_int(owner, k, v) for k, v in (("c1", c1), ("c_up", c_up), ("c2", c2), ("n", n)))
-        e = check_real(owner, "e", e, 0)
-        c_ = int(c2 * e)
-        if c_ % HEAD_DIM or not c_:
-            why = f"is not a multiple of {HEAD_DIM}" if c_ else f"is below the head width {HEAD_DIM}"
-            raise ValueError(f"PST hidden width int(c2*e) = int({c2}*{e}) = {c_} {why}")
+        c_ = check_hidden_width(owner, c2, check_real(owner, "e", e, EXPANSION))
         self.n = n
         self.cv1 = Conv(c1, c_, 1)
         self.cvup = Conv(c_up, c_, 1)
@@ -288,19 +283,17 @@ class PST(nn.Module):
         if not isinstance(ctx.f, list) or len(ctx.f) != 2:
             raise ctx.error(f"takes [fine, coarse] inputs (coarse = half the fine map's size); 'from' is {ctx.f}")
         c1, c_up = ctx.c_in_list()
-        c2 = ctx.width(ctx.arg(0, "c2", int, check=(lambda v: v > 0, "must be positive")))
-        mlp_ratio = ctx.arg(1, "mlp_ratio", float, 2.0, check=(lambda v: v > 0, "must be positive"))
-        e = ctx.arg(2, "e", float, 0.5, check=(lambda v: 0 < v <= 4, "must be in (0, 4]"))
-        topk = ctx.arg(3, "topk", int, 8, check=(lambda v: v >= 0, "must be >= 0"))
-        train_topk = ctx.arg(4, "train_topk", int, 0, check=(lambda v: v >= 0, "must be >= 0"))
+        c2 = ctx.width(ctx.arg(0, "c2", int, check=POSITIVE))
+        mlp_ratio = ctx.arg(1, "mlp_ratio", float, 2.0, check=POSITIVE)
+        e = ctx.arg(2, "e", float, 0.5, check=EXPANSION)
+        topk = ctx.arg(3, "topk", int, 8, check=NON_NEGATIVE)
+        train_topk = ctx.arg(4, "train_topk", int, 0, check=NON_NEGATIVE)
         if ctx.n < 1:
             raise ctx.error(f"repeats must be >= 1, got {ctx.n}")
-        hidden = int(c2 * e)
-        if hidden < HEAD_DIM or hidden % HEAD_DIM:
-            raise ctx.error(
-                f"hidden width int(c2*e) = int({c2}*{e}) = {hidden} is not a multiple of the head width {HEAD_DIM} "
-                f"(c2 {c2} is the YAML's {ctx.args[0]} at width {ctx.width_multiple})"
-            )
+        try:
+            check_hidden_width(cls.__name__, c2, e)
+        except ValueError as err:
+            raise ctx.error(f"{err} (c2 {c2} is the YAML's {ctx.args[0]} at width {ctx.width_multiple})") from None
         return {"args": [c1, c_up, c2, ctx.n, mlp_ratio, e, topk, train_topk], "c2": c2, "n": 1, "legacy": False}
 
 

@@ -24,16 +24,19 @@ from ultralytics.nn.modules.block import C3k
 from ultralytics.nn.modules.conv import Conv
 
 from .attention import (
+    HEAD_DIM,
     AreaSplitError,
     attend,
     channels_to_tokens,
     check_backend_arg,
+    check_hidden_width,
+    init_conv_weights,
     merge_areas,
     resolve_backend,
     split_areas,
     tokens_to_map,
 )
-from .checks import check_int, check_real, mlp_hidden_width
+from .checks import AT_LEAST_ONE, EXPANSION, POSITIVE, check_int, check_real, mlp_hidden_width
 
 __all__ = [
     "A2C2f",
@@ -43,9 +46,6 @@ __all__ = [
     "AreaAttentionBlockTurbo",
     "AreaAttentionTurbo",
 ]
-
-HEAD_DIM = 32  # YOLOv12 fixes the head width; heads = channels // 32
-
 
 class _AreaAttentionBase(nn.Module):
     """What both attention layouts share: head split, area count and the backend switch (no parameters)."""
@@ -172,14 +172,7 @@ class AreaAttentionBlock(nn.Module):
         self.attn = self.attention_cls(dim, num_heads, area)
         hidden = mlp_hidden_width(type(self).__name__, dim, mlp_ratio)
         self.mlp = nn.Sequential(Conv(dim, hidden, 1), Conv(hidden, dim, 1, act=False))
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Conv2d):  # the published init: truncated normal, std 0.02
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+        self.apply(init_conv_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(x)
@@ -231,16 +224,7 @@ class A2C2f(nn.Module):
         super().__init__()
         owner = type(self).__name__
         c1, c2, n, g = (check_int(owner, name, v) for name, v in (("c1", c1), ("c2", c2), ("n", n), ("g", g)))
-        e = check_real(owner, "e", e, 0)
-        check_real(owner, "mlp_ratio", mlp_ratio, 0)  # the blocks check it too, but a2=False builds none
-        c_ = int(c2 * e)
-        if c_ % HEAD_DIM or not c_:
-            why = f"is not a multiple of {HEAD_DIM}" if c_ else f"is below the head width {HEAD_DIM}"
-            raise ValueError(f"A2C2f hidden width int(c2*e) = int({c2}*{e}) = {c_} {why}")
-        if a2 and residual and c1 != c2:
-            raise ValueError(f"A2C2f residual needs c1 == c2, got c1={c1}, c2={c2}")
-        if not a2 and (c_ // 2) % g:  # C3k's bottleneck convs are grouped at half the hidden width
-            raise ValueError(f"A2C2f groups g={g} do not divide the C3k bottleneck width {c_ // 2} (c_/2, c_ = {c_})")
+        c_ = self.check_args(owner, c1, c2, a2, area, residual, mlp_ratio, e, g)
         self.cv1 = Conv(c1, c_, 1, 1)
         self.cv2 = Conv((1 + n) * c_, c2, 1)
         self.gamma = nn.Parameter(0.01 * torch.ones(c2)) if a2 and residual else None
@@ -250,6 +234,24 @@ class A2C2f(nn.Module):
             else C3k(c_, c_, 2, shortcut, g)
             for _ in range(n)
         )
+
+    @staticmethod
+    def check_args(owner: str, c1: int, c2: int, a2, area, residual, mlp_ratio, e, g) -> int:
+        """The rules that relate the arguments, for the constructor and the YAML row alike; the hidden width.
+
+        Raises:
+            ValueError: naming the argument and its value.
+        """
+        e = check_real(owner, "e", e, EXPANSION)
+        check_real(owner, "mlp_ratio", mlp_ratio, POSITIVE)  # the blocks check it too, but a2=False builds none
+        if a2:
+            check_int(owner, "area", area)
+        c_ = check_hidden_width(owner, c2, e)
+        if a2 and residual and c1 != c2:
+            raise ValueError(f"{owner} residual needs c1 == c2, got c1={c1}, c2={c2}")
+        if not a2 and (c_ // 2) % g:  # C3k's bottleneck convs are grouped at half the hidden width
+            raise ValueError(f"{owner} groups g={g} do not divide the C3k bottleneck width {c_ // 2} (c_/2, c_ = {c_})")
+        return c_
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         try:
@@ -268,28 +270,21 @@ class A2C2f(nn.Module):
         ``c2`` is width-scaled with the stock formula and the row's repeats become ``n``."""
         ctx.check_arity(8, "[c2, a2, area, residual, mlp_ratio, e, g, shortcut]")
         c1 = ctx.c_in_single()
-        c2 = ctx.width(ctx.arg(0, "c2", int, check=(lambda v: v > 0, "must be positive")))
+        c2 = ctx.width(ctx.arg(0, "c2", int, check=POSITIVE))
         a2 = ctx.arg(1, "a2", bool, True)
         area = ctx.arg(2, "area", int, 1)
         residual = ctx.arg(3, "residual", bool, False)
-        mlp_ratio = ctx.arg(4, "mlp_ratio", float, 2.0, check=(lambda v: v > 0, "must be positive"))
-        e = ctx.arg(5, "e", float, 0.5, check=(lambda v: 0 < v <= 4, "must be in (0, 4]"))
-        g = ctx.arg(6, "g", int, 1, check=(lambda v: v >= 1, "must be >= 1"))
+        mlp_ratio = ctx.arg(4, "mlp_ratio", float, 2.0, check=POSITIVE)
+        e = ctx.arg(5, "e", float, 0.5, check=EXPANSION)
+        g = ctx.arg(6, "g", int, 1, check=AT_LEAST_ONE)
         shortcut = ctx.arg(7, "shortcut", bool, True)
         if ctx.n < 1:
             raise ctx.error(f"repeats must be >= 1, got {ctx.n}")
-        if a2 and area < 1:
-            raise ctx.error(f"area must be >= 1 when a2 is on, got {area}")
-        hidden = int(c2 * e)
-        if hidden % HEAD_DIM or not hidden:
-            raise ctx.error(
-                f"hidden width int(c2*e) = int({c2}*{e}) = {hidden} is not a positive multiple of {HEAD_DIM} "
-                f"(head_dim {HEAD_DIM}; c2 {c2} is the YAML's {ctx.args[0]} at width {ctx.width_multiple})"
-            )
-        if not a2 and (hidden // 2) % g:  # C3k's bottleneck convs are grouped at half the hidden width
-            raise ctx.error(f"C3k bottleneck width {hidden // 2} (hidden/2) is not divisible into g={g} groups")
-        if a2 and residual and c1 != c2:
-            raise ctx.error(f"residual needs input channels == output channels, got {c1} != {c2}")
+        try:
+            check_hidden_width(cls.__name__, c2, e)
+        except ValueError as err:  # say where c2 came from: the YAML's value, width-scaled
+            raise ctx.error(f"{err} (c2 {c2} is the YAML's {ctx.args[0]} at width {ctx.width_multiple})") from None
+        cls.check_args(cls.__name__, c1, c2, a2, area, residual, mlp_ratio, e, g)  # parse_row names the layer
         args = [c1, c2, ctx.n, a2, area, residual, mlp_ratio, e, g, shortcut]
         return {"args": args, "c2": c2, "n": 1, "legacy": False}
 

@@ -110,13 +110,26 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(lbl, dst / "labels" / split / lbl.name)
         counts[split] = n
 
+    write_data_yaml(
+        dst,
+        f"""\
+raccoon-mini: {counts["train"]} train / {counts["val"]} val real photos of raccoons, 1 class, YOLO format.
+Subset of the raccoon dataset by Dat Tran (github.com/datitran/raccoon_dataset), MIT License (see LICENSE).
+Made by scripts/make_raccoon_mini.py: evenly spaced picks from the sorted source train/val splits,
+longer side shrunk to <= {a.max_side} px (aspect kept, never upscaled), JPEG quality 85; labels unchanged.""",
+        names,
+        src / "LICENSE",
+    )
+    print(f"wrote {dst}: {counts} images, {boxes} boxes, {resized} resized to <= {a.max_side} px")
+    return 0
+
+
+def write_data_yaml(dst: Path, about: str, names: dict[int, str], license_file: Path) -> None:
+    """``dst/data.yaml`` (``about`` as its comment header, no ``path:`` key) and a copy of the source license."""
+    header = "\n".join(f"# {line}" for line in about.splitlines())
     names_yaml = "\n".join(f"  {k}: {v}" for k, v in sorted(names.items()))
     (dst / "data.yaml").write_text(
-        f"""\
-# raccoon-mini: {counts["train"]} train / {counts["val"]} val real photos of raccoons, 1 class, YOLO format.
-# Subset of the raccoon dataset by Dat Tran (github.com/datitran/raccoon_dataset), MIT License (see LICENSE).
-# Made by scripts/make_raccoon_mini.py: evenly spaced picks from the sorted source train/val splits,
-# longer side shrunk to <= {a.max_side} px (aspect kept, never upscaled), JPEG quality 85; labels unchanged.
+        f"""{header}
 # No `path:` key on purpose: Ultralytics then resolves train/val relative to this file's folder,
 # so `data=<path to this file>` works from any working directory.
 train: images/train
@@ -126,9 +139,7 @@ names:
 {names_yaml}
 """
     )
-    shutil.copyfile(src / "LICENSE", dst / "LICENSE")
-    print(f"wrote {dst}: {counts} images, {boxes} boxes, {resized} resized to <= {a.max_side} px")
-    return 0
+    shutil.copyfile(license_file, dst / "LICENSE")
 
 
 if __name__ == "__main__":

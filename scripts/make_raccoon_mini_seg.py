@@ -55,6 +55,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script writes data.yaml the same way
+from make_raccoon_mini import write_data_yaml  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "val")
 IMG_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -202,26 +205,19 @@ def main(argv: list[str] | None = None) -> int:
             (dst / "labels" / split / lbl.name).write_text("\n".join(rows) + "\n")
         counts[split] = len(imgs)
 
-    names_yaml = "\n".join(f"  {k}: {v}" for k, v in sorted(names.items()))
     work = f"{a.work_side} px" if a.work_side else "stored size"
-    (dst / "data.yaml").write_text(
+    write_data_yaml(
+        dst,
         f"""\
-# raccoon-mini-seg: the {counts["train"]} train / {counts["val"]} val raccoon-mini photos with one polygon per raccoon,
-# 1 class, YOLO segmentation format (`cls x1 y1 x2 y2 ...`, normalized).
-# Photos from the raccoon dataset by Dat Tran (github.com/datitran/raccoon_dataset), MIT License (see LICENSE).
-# Masks are NOT human-annotated: scripts/make_raccoon_mini_seg.py derived one polygon per hand-drawn box
-# with OpenCV GrabCut initialised from the box ({a.iters} iterations, image resized to {work} longer side),
-# inscribed-ellipse fallback where GrabCut finds no foreground. For smoke training and examples only.
-# No `path:` key on purpose: Ultralytics then resolves train/val relative to this file's folder,
-# so `data=<path to this file>` works from any working directory.
-train: images/train
-val: images/val
-nc: {len(names)}
-names:
-{names_yaml}
-"""
+raccoon-mini-seg: the {counts["train"]} train / {counts["val"]} val raccoon-mini photos with one polygon per raccoon,
+1 class, YOLO segmentation format (`cls x1 y1 x2 y2 ...`, normalized).
+Photos from the raccoon dataset by Dat Tran (github.com/datitran/raccoon_dataset), MIT License (see LICENSE).
+Masks are NOT human-annotated: scripts/make_raccoon_mini_seg.py derived one polygon per hand-drawn box
+with OpenCV GrabCut initialised from the box ({a.iters} iterations, image resized to {work} longer side),
+inscribed-ellipse fallback where GrabCut finds no foreground. For smoke training and examples only.""",
+        names,
+        src / "LICENSE",
     )
-    shutil.copyfile(src / "LICENSE", dst / "LICENSE")
     r, g = np.array(ratios), np.array(used_gc)
     print(f"wrote {dst}: {counts} images, {n_inst} instances, GrabCut iters={a.iters}, work side={a.work_side}")
     print(f"fallbacks (inscribed ellipse): {len(fallbacks)}{' ' + ', '.join(fallbacks) if fallbacks else ''}")

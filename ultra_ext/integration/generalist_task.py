@@ -32,8 +32,8 @@ from . import export_check
 
 JOINT_HEAD = GeneralistHead.__name__
 _DEFAULTS = {
-    "TASK2DATA": "coco8-seg.yaml",
-    "TASK2CALIBRATIONDATA": "coco8-seg.yaml",
+    "TASK2DATA": "raccoon-mini-seg.yaml",  # shipped (integration/datasets.py): the default works offline
+    "TASK2CALIBRATIONDATA": "raccoon-mini-seg.yaml",
     "TASK2MODEL": "gyolo-generalist-n.yaml",
     "TASK2METRIC": "metrics/mAP50-95(M)",
 }

@@ -50,7 +50,8 @@ if step == "train":
         y = first(best(x))
     print("RESULT " + json.dumps({"layers": layers, "out": y.flatten()[:64].tolist(), "shape": list(y.shape)}))
 elif step == "reload":
-    model = YOLO(str(work / "train" / "weights" / "best.pt"))
+    run = sys.argv[3] if len(sys.argv) > 3 else "train"
+    model = YOLO(str(work / run / "weights" / ("last.pt" if run == "ddp" else "best.pt")))
     net = model.model.float().eval()
     with torch.no_grad():
         y = first(net(x))
@@ -121,6 +122,38 @@ def test_plugin_model_exports_to_onnx(plugin, trained):
     exported = _run("export", plugin)
     assert exported["shape"] == [1, 5, 84]
     assert torch.allclose(torch.tensor(exported["out"]), torch.tensor(trained["out"]), rtol=1e-3, atol=1e-3)
+
+
+DDP_SCRIPT = """
+import json, sys
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils.dist import generate_ddp_file
+work, data = sys.argv[1:3]
+trainer = DetectionTrainer(overrides=dict(model=work + "/gatednet-n.yaml", data=data, epochs=1, imgsz=64, batch=4,
+                                          workers=0, device="cpu", plots=False, val=False, project=work, name="ddp",
+                                          exist_ok=True))
+print("RESULT " + json.dumps({"file": generate_ddp_file(trainer), "save_dir": str(trainer.save_dir)}))
+"""
+
+
+def test_plugin_model_trains_in_a_ddp_worker(plugin):
+    """The worker file Ultralytics generates for DDP, run by torch.distributed.run with the startup hook off: only the
+    pickled DDP anchor imports ultra_ext there, and the entry point brings the plugin's blocks before the YAML is
+    parsed (as in ``tests/integration/test_ddp.py`` for our own modules)."""
+    from ultralytics.utils.dist import find_free_network_port
+
+    proc = subprocess.run([sys.executable, "-c", DDP_SCRIPT, str(plugin), str(DATA)], capture_output=True, text=True,
+                          timeout=600, cwd=plugin)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    made = json.loads(next(s for s in proc.stdout.splitlines() if s.startswith("RESULT "))[7:])
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port",
+              str(find_free_network_port()), made["file"]]  # fmt: skip
+    proc = subprocess.run(launch, capture_output=True, text=True, timeout=900, cwd=plugin,
+                          env={**os.environ, "ULTRA_EXT_DISABLE": "1"})  # fmt: skip
+    Path(made["file"]).unlink(missing_ok=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reloaded = _run("reload", plugin, "ddp")
+    assert reloaded["layers"][1:4] == ["GatedConv", "ChannelShuffle", "GatedConv"]
 
 
 # ------------------------------------------------------------------------------------------------ in-process rules

@@ -38,7 +38,7 @@ def main() -> None:
     metrics = best.val(data="raccoon-mini-seg.yaml", imgsz=args.imgsz, batch=8, workers=0, plots=False)
     print(
         f"{args.model}: box mAP50 {metrics.box.map50:.3f}, mask mAP50 {metrics.seg.map50:.3f}, "
-        f"semantic mIoU {metrics.results_dict.get('metrics/mIoU', float('nan')):.3f}"
+        f"semantic mIoU {metrics.results_dict['metrics/mIoU(S)']:.3f}"
     )
     images = shipped_datasets()["raccoon-mini-seg.yaml"].parent / "images" / "val"
     result = best.predict(sorted(images.glob("*.jpg"))[0], imgsz=args.imgsz, conf=0.05, verbose=False)[0]

@@ -21,8 +21,9 @@ from ultra_ext.bench import runner as bench
 
 # The documented CSV layout (module docstring): a change here is a change of the command's output format.
 COLUMNS = [
-    "model", "task", "params", "fused_params", "gflops_conv", "gflops_attn", "pt_ms_median", "pt_ms_min",
-    "ort_ms_median", "ort_ms_min", "train_peak_mb", "map50", "map50_95", "imgsz", "threads", "device",
+    "model", "task", "source", "head", "params", "fused_params", "gflops_conv", "gflops_attn", "pt_ms_median",
+    "pt_ms_min", "ort_ms_median", "ort_ms_min", "ort_rel_diff", "train_peak_mb", "map50", "map50_95", "imgsz",
+    "threads", "device",
 ]  # fmt: skip
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IMGSZ = 64  # cost and latency; PST would need >= 128, these models do not
@@ -67,7 +68,10 @@ def test_columns_documented():
 
 
 def test_cost_latency_memory_csv_and_plot(tmp_path):
-    models = {"yolo11n.yaml": ("yolo11n", "detect"), "gyolo-generalist-n.yaml": ("gyolo-generalist-n", "generalist")}
+    models = {
+        "yolo11n.yaml": ("yolo11n", "detect", "stock", "one2many"),
+        "gyolo-generalist-n.yaml": ("gyolo-generalist-n", "generalist", "ours", "one2one"),
+    }
     out_csv, plots = tmp_path / "out" / "bench.csv", tmp_path / "plots"
     args = [*models, "--imgsz", str(IMGSZ), "--runs", "2", "--warmup", "1", "--threads", "1",
             "--mem-imgsz", "64", "--mem-batch", "2", "--csv", str(out_csv), "--plot-dir", str(plots)]  # fmt: skip
@@ -76,7 +80,7 @@ def test_cost_latency_memory_csv_and_plot(tmp_path):
 
     header, rows = read_csv(out_csv)
     assert header == COLUMNS
-    assert [(r["model"], r["task"]) for r in rows] == list(models.values())
+    assert [(r["model"], r["task"], r["source"], r["head"]) for r in rows] == list(models.values())
     device = "cuda:0" if torch.cuda.is_available() else "cpu"
     for yaml, r in zip(models, rows):
         cost = expected_cost(yaml)
@@ -87,6 +91,8 @@ def test_cost_latency_memory_csv_and_plot(tmp_path):
         for rt in ("pt", "ort"):  # ORT ran for the three-output generalist model too
             med, mn = float(r[f"{rt}_ms_median"]), float(r[f"{rt}_ms_min"])
             assert 0 < mn <= med < 10_000, (yaml, rt, mn, med)
+        # export parity: every output, the generalist's NMS-free top-k detections compared as sets of rows
+        assert 0 <= float(r["ort_rel_diff"]) < 1e-4, (yaml, r["ort_rel_diff"])
         # a training step writes every parameter's gradient: at least params × 4 bytes must become resident
         assert cost["params"] * 4 / 2**20 <= float(r["train_peak_mb"]) < 2_000, (yaml, r["train_peak_mb"])
         assert r["map50"] == r["map50_95"] == ""  # not trained
@@ -95,7 +101,7 @@ def test_cost_latency_memory_csv_and_plot(tmp_path):
     assert_png(plots / "latency_params.png")
     assert not (plots / "latency_map.png").exists()
     assert "wrote only the latency-params plot" in proc.stdout
-    for name, _ in models.values():  # the printed table has a row per model
+    for name, *_ in models.values():  # the printed table has a row per model
         assert any(line.startswith(name + " ") for line in proc.stdout.splitlines()), proc.stdout
 
 

@@ -55,8 +55,8 @@ def _gflops(model: torch.nn.Module, imgsz: int, with_attention: bool) -> float:
 
     Not Ultralytics' ``get_flops``: to save time it profiles thin proxy images and extrapolates linearly in the
     number of stride-32 cells, which is exact only when every layer's cost is proportional to that count. Gold-YOLO's
-    stride-64 grid (``ceil(H/64)`` cells) breaks this: a 32-px proxy overstates it 2×, and the extrapolated conv-only
-    figure of goldyolo-n came out 12.5 instead of 12.1 GFLOPs.
+    stride-64 grid (``ceil(H/64)`` cells) breaks this: a 32-px proxy overstates that grid's cost 2×, so the full-size
+    input is profiled instead.
     """
     import thop
 

@@ -236,7 +236,7 @@ def ort_session(path: Path, threads: int, spin: bool = True, ftz: bool = False):
 
     ``spin=False`` stops idle intra-op threads busy-waiting for the next op. ORT spins by default; on a shared
     machine, and when several sessions are timed round-robin, one session's spinning thread takes a core from
-    whatever runs next (measured on 2 busy cores: yolo11n 236 ms median spinning vs 106 ms not).
+    whatever runs next, which can double the next model's median.
     ``ftz=True`` flushes denormal floats to zero (``session.set_denormal_as_zero``, and for the calling thread
     ``torch.set_flush_denormal``, which then applies to torch ops on that thread too): x86 arithmetic on denormals
     is many times slower, and random weights can push attention logits so far apart that a sizeable share of the

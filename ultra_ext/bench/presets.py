@@ -60,12 +60,14 @@ PRESETS = {
 }
 
 
-def describe() -> str:
-    """One paragraph per preset: name, what it compares, its models and option defaults (for ``--help``)."""
-    out = []
+def describe(width: int = 116) -> str:
+    """The presets for ``--help``: one paragraph each, name, what it compares, its models and option defaults."""
+    import textwrap
+
+    out = ["presets:"]
     for name, p in PRESETS.items():
-        opts = " ".join(
-            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in p.options.items()
-        )
-        out.append(f"{name}: {p.about}. Models: {' '.join(p.models)}" + (f"; defaults: {opts}" if opts else ""))
-    return "\n\n".join(out)
+        values = {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in p.options.items()}
+        opts = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items())
+        text = f"{name}: {p.about}. Models: {' '.join(p.models)}" + (f"; defaults: {opts}" if opts else "")
+        out.append(textwrap.fill(text, width, subsequent_indent="  "))
+    return "\n".join(out)

@@ -56,7 +56,8 @@ class BenchRow:
 
     def cells(self) -> dict[str, str]:
         """The CSV cells, column → text: measured floats formatted, unmeasured ones empty."""
-        return {f.name: "" if getattr(self, f.name) is None else f.metadata["fmt"].format(getattr(self, f.name)) for f in _CSV}
+        values = {f.name: (getattr(self, f.name), f.metadata["fmt"]) for f in _CSV}
+        return {k: "" if v is None else fmt.format(v) for k, (v, fmt) in values.items()}
 
     @classmethod
     def from_cells(cls, cells: dict[str, str]) -> BenchRow:

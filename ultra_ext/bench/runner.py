@@ -95,10 +95,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .presets import PRESETS, describe
 from .row import COLUMNS, BenchRow
+
+if TYPE_CHECKING:
+    from torch.nn import Module
 
 __all__ = ["COLUMNS", "BenchRow", "main", "model_source", "parse_args", "plot", "run_worker"]
 
@@ -144,79 +149,98 @@ def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {first}"
 
 
-def _build_rows(a) -> list[dict]:
-    """One row per YAML: the built model (random weights, inference head selected) and its cost."""
+def _build_rows(a, x) -> list[tuple[BenchRow, Module | None]]:
+    """One ``(row, model)`` per YAML (per YAML and ``--pst-topk`` value for PST models): random weights, inference
+    head selected, cost measured. A YAML that fails to build gets a row with its error and model ``None``."""
+    import copy
+
     from ultralytics import YOLO
 
-    from .measure import inference_head, randomize
+    from ..nn import set_pst_options
     from .cost import model_cost
+    from .measure import inference_head, randomize, spread_scores
 
     stems = [Path(y).stem for y in a.models]
-    rows = []
+    built = []
     for yaml, stem in zip(a.models, stems):
-        r = {"model": stem if stems.count(stem) == 1 else yaml, "yaml": yaml, "errors": {}, "notes": []}
-        rows.append(r)
+        row = BenchRow(stem if stems.count(stem) == 1 else yaml, yaml=yaml)
         try:
             y = YOLO(yaml)
-            r["task"], r["source"] = y.task, model_source(yaml)
-            r["head"] = inference_head(y.model, a.one2many)  # before the cost: fusing drops the other branch
-            r["net"] = randomize(y.model, seed=a.seed)
-            c = model_cost(r["net"], a.imgsz)
-            r.update(
-                params=c.params,
-                fused_params=c.params_fused,
-                gflops_conv=c.gflops_conv_fused,
-                gflops_attn=c.gflops_attn_fused,
-            )
+            row.task, row.source = y.task, model_source(yaml)
+            row.head = inference_head(y.model, a.one2many)  # before the cost: fusing drops the other branch
+            net = randomize(y.model, seed=a.seed)
+            if row.head == "one2one":
+                spread_scores(net, x)
         except Exception as e:  # noqa: BLE001  (one broken YAML must not hide the other models' numbers)
-            r["errors"]["build"] = _error(e)
-            r.pop("net", None)
-    return rows
+            row.errors["build"] = _error(e)
+            built.append((row, None))
+            continue
+        variants = [(row, net)]
+        if a.pst_topk and set_pst_options(net):  # PST rows: one per topk, one set of weights
+            variants = []
+            for k in a.pst_topk:
+                v = copy.deepcopy(net)
+                set_pst_options(v, topk=k)
+                variants.append((replace(row, model=f"{row.model}-k{k}", pst_topk=k, errors={}, notes=[]), v))
+        for r, v in variants:
+            try:
+                c = model_cost(v, a.imgsz)
+            except Exception as e:  # noqa: BLE001
+                r.errors["cost"] = _error(e)
+            else:
+                r.params, r.fused_params = c.params, c.params_fused
+                r.gflops_conv, r.gflops_attn = c.gflops_conv_fused, c.gflops_attn_fused
+            built.append((r, v))
+    return built
 
 
 # ---------------------------------------------------------------------------------------------- latency
 
 
-def pytorch_latency(rows: list[dict], x, runs: int, warmup: int) -> None:
-    """``pt_ms_median``/``pt_ms_min`` of every built row; ``pt_out`` (numpy outputs) for the ORT check."""
+def pytorch_latency(built: list[tuple[BenchRow, Module]], x, runs: int, warmup: int) -> list[tuple]:
+    """``pt_ms_median``/``pt_ms_min`` of every built model, round-robin; returns ``(row, model, outputs)`` of those
+    that ran (outputs: the fused model's, as numpy, the reference of the ORT parity)."""
     import torch
 
     from .measure import fused_eval, interleaved_ms, model_outputs
 
-    ok, fused = [], []
+    ran, fused = [], []
     with torch.inference_mode():
-        for r in rows:
+        for row, net in built:
             try:
-                m = fused_eval(r["net"])
-                r["pt_out"] = [t.numpy() for t in model_outputs(m(x))]
+                m = fused_eval(net)
+                out = [t.numpy() for t in model_outputs(m(x))]
             except Exception as e:  # noqa: BLE001
-                r["errors"]["pytorch"] = _error(e)
+                row.errors["pytorch"] = _error(e)
                 continue
-            ok.append(r)
+            ran.append((row, net, out))
             fused.append(m)
         stats = interleaved_ms([lambda m=m: m(x) for m in fused], runs, warmup)
-    for r, (med, mn) in zip(ok, stats):
-        r["pt_ms_median"], r["pt_ms_min"] = med, mn
+    for (row, _, _), (med, mn) in zip(ran, stats):
+        row.pt_ms_median, row.pt_ms_min = med, mn
+    return ran
 
 
-def ort_latency(rows: list[dict], x, a, tmp: Path) -> None:
-    """Export every row PyTorch ran, check output names and shapes, then time the sessions round-robin."""
-    from .measure import interleaved_ms, onnx_checked_session
+def ort_latency(ran: list[tuple], x, a, tmp: Path) -> None:
+    """Export every model PyTorch ran, check output names and shapes, measure parity, then time round-robin."""
+    from .measure import interleaved_ms, onnx_checked_session, output_rel_diff
 
     xn = x.numpy()
     ok, sessions = [], []
-    for r in rows:
-        f = tmp / f"{len(ok)}-{r['model'].replace('/', '_')}.onnx"
+    for row, net, ref in ran:
+        f = tmp / f"{len(ok)}-{row.model.replace('/', '_')}.onnx"
         try:
-            s, _, _ = onnx_checked_session(r["net"], x, f, r["pt_out"], a.threads, spin=a.ort_spin, ftz=a.ftz)
+            s, out, _ = onnx_checked_session(net, x, f, ref, a.threads, spin=a.ort_spin, ftz=a.ftz)
         except Exception as e:  # noqa: BLE001
-            r["errors"]["onnx"] = _error(e)
+            row.errors["onnx"] = _error(e)
             continue
-        ok.append(r)
+        top_k = row.head == "one2one"  # output0 is the top-k selection: compared as a set of rows
+        row.ort_rel_diff = max(output_rel_diff(o, p, top_k and i == 0) for i, (o, p) in enumerate(zip(out, ref)))
+        ok.append(row)
         sessions.append(s)
     stats = interleaved_ms([lambda s=s: s.run(None, {"images": xn}) for s in sessions], a.runs, a.warmup)
-    for r, (med, mn) in zip(ok, stats):
-        r["ort_ms_median"], r["ort_ms_min"] = med, mn
+    for row, (med, mn) in zip(ok, stats):
+        row.ort_ms_median, row.ort_ms_min = med, mn
 
 
 # ---------------------------------------------------------------------------------------------- subprocesses
@@ -239,6 +263,14 @@ def run_worker(kind: str, spec: dict) -> dict:
         return train_step_peak(y.model, y.task, spec["batch"], spec["imgsz"], spec["device"])
     if kind == "train":
         model = YOLO(spec["yaml"])
+        if spec.get("pst_topk") is not None:
+            from ..nn import set_pst_options
+
+            def pst_topk(trainer):  # train() builds its own model: set the eval topk there and on the EMA copy,
+                for m in (trainer.model, trainer.ema.ema):  # which best.pt (finally validated) is saved from
+                    set_pst_options(m, topk=spec["pst_topk"])
+
+            model.add_callback("on_pretrain_routine_end", pst_topk)
         t0 = time.perf_counter()
         model.train(
             data=spec["data"],
@@ -286,29 +318,32 @@ def _subprocess(kind: str, spec: dict, timeout: float | None = None) -> dict:
     return json.loads(line[len("RESULT ") :])
 
 
-def training_memory(rows: list[dict], a) -> None:
+def training_memory(rows: list[BenchRow], a) -> None:
+    done = {}  # YAML → worker result: the --pst-topk rows of one YAML train alike (topk is an eval setting)
     for r in rows:
-        spec = {"yaml": r["yaml"], "imgsz": a.mem_imgsz, "batch": a.mem_batch, "threads": a.threads, "device": a.device}
+        spec = {"yaml": r.yaml, "imgsz": a.mem_imgsz, "batch": a.mem_batch, "threads": a.threads, "device": a.device}
         try:
-            out = _subprocess("memory", spec)
+            out = done[r.yaml] if r.yaml in done else _subprocess("memory", spec)
         except Exception as e:  # noqa: BLE001
-            r["errors"]["memory"] = _error(e)
+            r.errors["memory"] = _error(e)
             continue
-        r["train_peak_mb"] = out["peak_mb"]
+        done[r.yaml] = out
+        r.train_peak_mb = out["peak_mb"]
         if out["loss"] == "surrogate":
-            r["notes"].append(f"no synthetic targets for task {r['task']}: train peak of a surrogate loss")
+            r.notes.append(f"no synthetic targets for task {r.task}: train peak of a surrogate loss")
         if not out["valid"]:
-            r["notes"].append("the step did not exceed the earlier RSS high-water mark: train peak is a lower bound")
+            r.notes.append("the step did not exceed the earlier RSS high-water mark: train peak is a lower bound")
 
 
-def train_all(rows: list[dict], a, tmp: Path) -> None:
+def train_all(rows: list[BenchRow], a, tmp: Path) -> None:
     from .measure import portable_data
 
     data = portable_data(Path(a.train).resolve(), tmp)
     device = "cpu" if a.device == "cpu" else a.device.replace("cuda:", "").replace("cuda", "0")
     for i, r in enumerate(rows):
         spec = {
-            "yaml": r["yaml"],
+            "yaml": r.yaml,
+            "pst_topk": r.pst_topk,
             "data": str(data),
             "epochs": a.epochs,
             "imgsz": a.train_imgsz,
@@ -316,20 +351,19 @@ def train_all(rows: list[dict], a, tmp: Path) -> None:
             "seed": a.seed,
             "device": device,
             "project": str(tmp / "runs"),
-            "name": f"{i}-{Path(r['yaml']).stem}",
+            "name": f"{i}-{Path(r.yaml).stem}",
         }
         try:
             out = _subprocess("train", spec)
         except Exception as e:  # noqa: BLE001
-            r["errors"]["train"] = _error(e)
+            r.errors["train"] = _error(e)
             continue
-        r.update(train_s=out["train_s"], metrics=out["metrics"])
         if out["map50"] is None:  # classify, semantic: trained, but no box mAP to report
-            r["notes"].append(f"no box mAP for task {r.get('task')} (see its metrics above)")
+            r.notes.append(f"no box mAP for task {r.task} (see its metrics above)")
         else:
-            r["map50"], r["map50_95"] = out["map50"], out["map50_95"]
+            r.map50, r.map50_95 = out["map50"], out["map50_95"]
         print(
-            f"  trained {r['model']}: "
+            f"  trained {r.model}: "
             + ", ".join(f"{k} {v:.3f}" for k, v in out["metrics"].items())
             + f", {out['train_s']:.0f} s",
             flush=True,
@@ -339,32 +373,20 @@ def train_all(rows: list[dict], a, tmp: Path) -> None:
 # ---------------------------------------------------------------------------------------------- report
 
 
-def report(rows: list[dict]) -> str:
-    cols = [c for c in _TABLE if any(c[0] in r for r in rows)]
-    head = ["model", "source", "task", "head"] + [h for _, h, _ in cols]
-    body = [
-        [r["model"], r.get("source", "-"), r.get("task", "-"), r.get("head", "-")]
-        + [f.format(r[k]) if k in r else "-" for k, _, f in cols]
-        for r in rows
-    ]
+def report(rows: list[BenchRow]) -> str:
     from .measure import table
 
+    cols = [c for c in _TABLE if any(getattr(r, c[0]) is not None for r in rows)]
+    head = ["model", "source", "task", "head"] + [h for _, h, _ in cols]
+    body = [
+        [r.model, r.source or "-", r.task or "-", r.head or "-"]
+        + ["-" if getattr(r, k) is None else f.format(getattr(r, k)) for k, _, f in cols]
+        for r in rows
+    ]
     return table(head, body, left=4)
 
 
-def csv_rows(rows: list[dict], a) -> list[dict]:
-    """The CSV cells of every row (:data:`COLUMNS`), measured floats formatted, unmeasured ones empty."""
-    out = []
-    for r in rows:
-        cells = {"imgsz": a.imgsz, "threads": a.threads, "device": a.device}
-        for k in COLUMNS:
-            if k in r:
-                cells[k] = _CSV_FORMAT[k].format(r[k]) if k in _CSV_FORMAT else r[k]
-        out.append({k: cells.get(k, "") for k in COLUMNS})
-    return out
-
-
-def plot(rows: list[dict], out_dir: Path, subtitle: str = "") -> tuple[list[Path], str]:
+def plot(rows: list[BenchRow], out_dir: Path, subtitle: str = "") -> tuple[list[Path], str]:
     """Write ``latency_params.png`` and, when every plotted model has mAP50-95, ``latency_map.png``.
 
     Returns the written paths and a note on what was left out. Latency: ORT minimum when every model has one,
@@ -375,10 +397,10 @@ def plot(rows: list[dict], out_dir: Path, subtitle: str = "") -> tuple[list[Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    timed = [r for r in rows if "pt_ms_min" in r]
+    timed = [r for r in rows if r.pt_ms_min is not None]
     if not timed:
         return [], "no latency measured: no plots"
-    ort = all("ort_ms_min" in r for r in timed)
+    ort = all(r.ort_ms_min is not None for r in timed)
     key, xlabel = (
         ("ort_ms_min", "ONNX Runtime CPU latency, min (ms)") if ort else ("pt_ms_min", "PyTorch CPU latency, min (ms)")
     )
@@ -389,21 +411,23 @@ def plot(rows: list[dict], out_dir: Path, subtitle: str = "") -> tuple[list[Path
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def figure(ykey: str, ylabel: str, scale: float, name: str) -> Path:
+        measured = [r for r in timed if getattr(r, ykey) is not None]
         fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
         for source, st in style.items():
-            pts = [r for r in timed if r.get("source") == source and ykey in r]
+            pts = [(getattr(r, key), getattr(r, ykey) * scale) for r in measured if r.source == source]
             if pts:
-                ax.scatter([r[key] for r in pts], [r[ykey] * scale for r in pts], s=45, zorder=3, **st)
+                ax.scatter(*zip(*pts), s=45, zorder=3, **st)
         ax.margins(0.15)  # room for the labels of the outermost points
         fig.canvas.draw()  # fixes the axis limits, so data points map to their final pixel positions
         placed = []  # anchors of the labels so far: points that (nearly) coincide get stacked labels
-        for r in sorted((r for r in timed if ykey in r), key=lambda r: (r[key], r[ykey])):
-            px, py = ax.transData.transform((r[key], r[ykey] * scale)) * 72 / fig.dpi  # in points, like xytext
+        points = sorted((getattr(r, key), getattr(r, ykey) * scale, r.model) for r in measured)
+        for x, y, label in points:
+            px, py = ax.transData.transform((x, y)) * 72 / fig.dpi  # in points, like xytext
             dy = 4
             while any(abs(px - qx) < 60 and abs(py + dy - qy) < 10 for qx, qy in placed):
                 dy -= 11  # one text line lower
             placed.append((px, py + dy))
-            ax.annotate(r["model"], (r[key], r[ykey] * scale), textcoords="offset points", xytext=(5, dy), fontsize=8)
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, dy), fontsize=8)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{ylabel} vs latency {subtitle}".strip())
@@ -416,7 +440,7 @@ def plot(rows: list[dict], out_dir: Path, subtitle: str = "") -> tuple[list[Path
         return path
 
     paths = [figure("fused_params", "fused parameters (M)", 1e-6, "latency_params.png")]
-    if all("map50_95" in r for r in timed):
+    if all(r.map50_95 is not None for r in timed):
         paths.insert(0, figure("map50_95", "mAP50-95", 1.0, "latency_map.png"))
         return paths, ""
     return paths, "no mAP for every model (train with --train DATA): wrote only the latency-params plot"
@@ -425,14 +449,24 @@ def plot(rows: list[dict], out_dir: Path, subtitle: str = "") -> tuple[list[Path
 # ---------------------------------------------------------------------------------------------- main
 
 
-def parse_args(argv=None):
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass  # option defaults shown, the preset list (epilog) kept as written
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options; with ``--preset NAME`` its models first and its option defaults (command-line options win)."""
+    presets = argparse.ArgumentParser(prog="ultra-ext bench", add_help=False)
+    presets.add_argument("--preset", choices=list(PRESETS), help="a named model set with option defaults (below)")
+    known, _ = presets.parse_known_args(argv)
     p = argparse.ArgumentParser(
         prog="ultra-ext bench",
         description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
+        parents=[presets],
+        epilog=describe(),
     )
     p.add_argument(
-        "models", nargs="+", help="model YAML names or paths, ours and stock (e.g. yolo11n.yaml gyolo-n.yaml)"
+        "models", nargs="*", help="model YAML names or paths, ours and stock (e.g. yolo11n.yaml gyolo-n.yaml)"
     )
     p.add_argument("--imgsz", type=int, default=640, help="cost and latency image size (batch 1)")
     p.add_argument("--runs", type=int, default=20, help="timed rounds (every model once per round)")
@@ -457,9 +491,23 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=10, help="--train epochs")
     p.add_argument("--train-imgsz", type=int, default=320, help="--train image size")
     p.add_argument("--train-batch", type=int, default=16, help="--train batch size")
+    p.add_argument(
+        "--pst-topk",
+        type=int,
+        nargs="+",
+        metavar="K",
+        help="eval topk of PST attentions, one row per K for every PST model (none: the YAML's)",
+    )
     p.add_argument("--csv", type=Path, help="write one row per model (columns: see the module docstring)")
     p.add_argument("--plot-dir", type=Path, help="write latency_params.png (and latency_map.png with --train) here")
-    return p.parse_args(argv)
+    if known.preset:
+        p.set_defaults(**PRESETS[known.preset].options)
+    a = p.parse_args(argv)
+    if a.preset:
+        a.models = [*PRESETS[a.preset].models, *a.models]
+    if not a.models:
+        p.error(f"give model YAMLs or --preset NAME (presets: {', '.join(PRESETS)})")
+    return a
 
 
 def main(argv=None) -> int:
@@ -488,24 +536,27 @@ def main(argv=None) -> int:
         f"ORT spinning {'on' if a.ort_spin else 'off'}, denormals {'flushed' if a.ftz else 'kept'}, "
         f"train-step memory {'off' if a.skip_memory else f'{a.mem_imgsz} px batch {a.mem_batch} on {a.device}'}"
     )
+    if a.preset:
+        print(f"preset {a.preset}: {' '.join(a.models)}")
     print("load average at start: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     stamp = lambda what: print(f"  [{time.perf_counter() - t_start:6.0f}s] {what}", flush=True)
 
-    rows = _build_rows(a)
-    built = [r for r in rows if "net" in r]
-    stamp("build + cost")
     x = torch.rand((1, 3, a.imgsz, a.imgsz), generator=torch.Generator().manual_seed(a.seed))
-    pytorch_latency(built, x, a.runs, a.warmup)
+    built = _build_rows(a, x)
+    rows = [r for r, _ in built]
+    for r in rows:
+        r.imgsz, r.threads, r.device = a.imgsz, a.threads, a.device
+    stamp("build + cost")
+    ran = pytorch_latency([(r, net) for r, net in built if net is not None], x, a.runs, a.warmup)
     stamp("PyTorch latency")
     with tempfile.TemporaryDirectory() as tmp:
         if not a.skip_onnx:
-            ort_latency([r for r in built if "pt_out" in r], x, a, Path(tmp))
+            ort_latency(ran, x, a, Path(tmp))
             stamp("ONNX Runtime latency")
-        for r in built:  # the subprocesses need memory more than the main process needs these
-            del r["net"]
-            r.pop("pt_out", None)
+        measured = [r for r, net in built if net is not None]
+        del built, ran  # the subprocesses need memory more than the main process needs the models
         if not a.skip_memory:
-            training_memory(built, a)
+            training_memory(measured, a)
             stamp("training-step memory")
         if a.train:
             print(
@@ -513,16 +564,16 @@ def main(argv=None) -> int:
                 f"seed {a.seed}, device {a.device}",
                 flush=True,
             )
-            train_all(built, a, Path(tmp))
+            train_all(measured, a, Path(tmp))
             stamp("training")
 
     print()
     print(report(rows))
     for r in rows:
-        for note in r["notes"]:
-            print(f"{r['model']}: {note}")
-        for what, err in r["errors"].items():
-            print(f"{r['model']}: {what} failed: {err}")
+        for note in r.notes:
+            print(f"{r.model}: {note}")
+        for what, err in r.errors.items():
+            print(f"{r.model}: {what} failed: {err}")
     load = os.getloadavg()
     if load[1] > 0.5 * (os.cpu_count() or 1):
         print(
@@ -533,7 +584,7 @@ def main(argv=None) -> int:
         with open(a.csv, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=COLUMNS)
             w.writeheader()
-            w.writerows(csv_rows(rows, a))
+            w.writerows(r.cells() for r in rows)
         print(f"wrote {a.csv}")
     if a.plot_dir:
         paths, note = plot(
@@ -544,7 +595,7 @@ def main(argv=None) -> int:
         if note:
             print(note)
     print(f"total runtime {time.perf_counter() - t_start:.0f} s")
-    return 1 if any(r["errors"] for r in rows) else 0
+    return 1 if any(r.errors for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ def test_rows_build_with_width_scaling_and_repeats(tmp_path):
         ("[-1, 2, RepVGGBlock, [64, 3, 2]]", ["layer 0", "RepVGGBlock", "repeats=2", "s=2"]),
         ("[-1, 1, RepVGGBlock, [64, 5]]", ["layer 0", "kernel size k=5"]),
         ("[-1, 1, BepC3, [64, 0.5, C2f]]", ["layer 0", "BepC3", "'C2f'", "BiasConv", "RepVGGBlock"]),
-        ("[-1, 1, BepC3, [64, 0.001]]", ["layer 0", "hidden width", "is 0"]),
+        ("[-1, 1, BepC3, [64, 0.001]]", ["layer 0", "hidden width", "must be >= 1"]),
         ("[-1, 1, SimSPPF, [64, 4]]", ["layer 0", "argument 1 (k)=4", "odd"]),
         ("[-1, 1, SimConv, [64, 1, 1, 1]]", ["layer 0", "at most 3 arguments"]),
         ("[-1, 1, SimConv, [sixty]]", ["layer 0", "SimConv", "c2='sixty'"]),

@@ -35,6 +35,7 @@ __all__ = [
     "check_int",
     "check_odd_kernel",
     "check_real",
+    "expanded_width",
     "mlp_hidden_width",
 ]
 
@@ -129,6 +130,15 @@ def check_block(owner: str, block) -> type:
     if not (isinstance(block, type) and issubclass(block, nn.Module)):
         raise TypeError(f"{owner} block must be an nn.Module class such as RepVGGBlock, got block={block!r}")
     return block
+
+
+def expanded_width(owner: str, c2: int, e) -> int:
+    """A CSP block's hidden width ``int(c2 * e)``, with ``e`` within :data:`EXPANSION` and the width at least 1."""
+    e = check_real(owner, "e", e, EXPANSION)
+    hidden = int(c2 * e)
+    if hidden < 1:
+        raise ValueError(f"{owner} hidden width int(c2*e) = int({c2}*{e}) must be >= 1, got c2={c2}, e={e}")
+    return hidden
 
 
 def mlp_hidden_width(owner: str, dim: int, mlp_ratio) -> int:

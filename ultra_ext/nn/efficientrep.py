@@ -22,7 +22,7 @@ from torch import nn
 from ultralytics.nn.modules.block import SPPF
 from ultralytics.nn.modules.conv import Conv, RepConv, autopad
 
-from .checks import EXPANSION, ODD_KERNEL, POSITIVE, check_block, check_int, check_odd_kernel, check_real
+from .checks import EXPANSION, ODD_KERNEL, POSITIVE, check_block, check_int, check_odd_kernel, expanded_width
 
 __all__ = [
     "BASIC_BLOCKS",
@@ -217,11 +217,8 @@ class BepC3(nn.Module):
         super().__init__()
         for name, v in (("c1", c1), ("c2", c2), ("n", n)):
             check_int("BepC3", name, v)
-        check_real("BepC3", "e", e, EXPANSION)
         check_block("BepC3", block)
-        c_ = int(c2 * e)
-        if c_ < 1:
-            raise ValueError(f"BepC3 hidden width int(c2*e) = int({c2}*{e}) must be positive")
+        c_ = expanded_width("BepC3", c2, e)
         act = nn.SiLU() if block is BiasConv else nn.ReLU()
         self.cv1 = Conv(c1, c_, 1, act=act)
         self.cv2 = Conv(c1, c_, 1, act=act)
@@ -241,8 +238,7 @@ class BepC3(nn.Module):
         block = basic_block(ctx, 2)
         if ctx.n < 1:
             raise ctx.error(f"repeats must be >= 1, got {ctx.n}")
-        if int(c2 * e) < 1:
-            raise ctx.error(f"hidden width int(c2*e) = int({c2}*{e}) is 0")
+        expanded_width(cls.__name__, c2, e)  # parse_row names the layer
         return {"args": [c1, c2, ctx.n, e, block], "c2": c2, "n": 1}
 
 
@@ -297,10 +293,7 @@ class SimCSPSPPF(nn.Module):
         for name, v in (("c1", c1), ("c2", c2)):
             check_int("SimCSPSPPF", name, v)
         check_odd_kernel("SimCSPSPPF", "k", k)
-        check_real("SimCSPSPPF", "e", e, EXPANSION)
-        c_ = int(c2 * e)
-        if c_ < 1:
-            raise ValueError(f"SimCSPSPPF hidden width int(c2*e) = int({c2}*{e}) must be positive")
+        c_ = expanded_width("SimCSPSPPF", c2, e)
         self.cv1 = SimConv(c1, c_, 1)
         self.cv2 = SimConv(c1, c_, 1)
         self.cv3 = SimConv(c_, c_, 3)
@@ -325,6 +318,5 @@ class SimCSPSPPF(nn.Module):
         c2 = ctx.width(ctx.arg(0, "c2", int, check=POSITIVE))
         k = ctx.arg(1, "k", int, 5, check=ODD_KERNEL)
         e = ctx.arg(2, "e", float, 0.5, check=EXPANSION)
-        if int(c2 * e) < 1:
-            raise ctx.error(f"hidden width int(c2*e) = int({c2}*{e}) is 0")
+        expanded_width(cls.__name__, c2, e)  # parse_row names the layer
         return {"args": [c1, c2, k, e], "c2": c2, "n": 1}

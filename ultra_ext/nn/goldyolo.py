@@ -376,6 +376,17 @@ class HighStageAlign(nn.Module):
         return {"args": [stride], "c2": sum(c), "n": 1}
 
 
+def value_width(owner: str, key_dim: int, attn_ratio) -> int:
+    """The per-head value width ``attn_ratio * key_dim`` of :class:`ConvAttention`: a whole number >= 1."""
+    d_v = check_real(owner, "attn_ratio", attn_ratio, POSITIVE) * key_dim
+    if d_v != int(d_v) or d_v < 1:
+        raise ValueError(
+            f"{owner} value width attn_ratio*key_dim = {attn_ratio}*{key_dim} must be a whole number >= 1, got "
+            f"attn_ratio={attn_ratio!r}, key_dim={key_dim}"
+        )
+    return int(d_v)
+
+
 class ConvAttention(nn.Module):
     """Multi-head attention with conv+BN projections (TopFormer), run through the ultra_ext attention backends.
 
@@ -398,13 +409,7 @@ class ConvAttention(nn.Module):
         super().__init__()
         for name, v in (("dim", dim), ("key_dim", key_dim), ("heads", heads)):
             check_int("ConvAttention", name, v)
-        d_v = check_real("ConvAttention", "attn_ratio", attn_ratio, POSITIVE) * key_dim
-        if d_v != int(d_v) or d_v < 1:
-            raise ValueError(
-                f"ConvAttention value width attn_ratio*key_dim must be a whole number >= 1, "
-                f"got attn_ratio={attn_ratio!r}, key_dim={key_dim} (heads={heads})"
-            )
-        self.heads, self.key_dim, self.d_v = heads, key_dim, int(d_v)
+        self.heads, self.key_dim, self.d_v = heads, key_dim, value_width("ConvAttention", key_dim, attn_ratio)
         self.attn_backend = check_backend_arg(backend)
         self.last_backend = None
         self.to_q = ConvBN(dim, heads * key_dim)
@@ -554,10 +559,8 @@ class HighStageFusion(nn.Module):
         mlp_ratio = ctx.arg(4, "mlp_ratio", float, 1.0, check=POSITIVE)
         attn_ratio = ctx.arg(5, "attn_ratio", float, 2.0, check=POSITIVE)
         drop_path = ctx.arg(6, "drop_path", float, 0.1, check=PROBABILITY)
-        if attn_ratio * key_dim != int(attn_ratio * key_dim):
-            raise ctx.error(f"value width attn_ratio*key_dim = {attn_ratio}*{key_dim} is not a whole number")
-        if int(c1 * mlp_ratio) < 1:
-            raise ctx.error(f"MLP width int({c1}*{mlp_ratio}) is 0")
+        value_width(cls.__name__, key_dim, attn_ratio)  # the constructors' rules; parse_row names the layer
+        mlp_hidden_width(cls.__name__, c1, mlp_ratio)
         if ctx.n != 1:
             raise ctx.error(f"repeats must be 1 (the block count is argument 1, depth), got {ctx.n}")
         return {

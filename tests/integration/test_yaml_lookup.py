@@ -1,4 +1,4 @@
-"""Model YAML lookup by name (ultra_ext/integration/resolve.py) through the stock ``yaml_model_load``.
+"""Model YAML lookup by name (ultra_ext/integration/yaml_lookup.py) through the stock ``yaml_model_load``.
 
 Every test runs from an empty temporary working directory, so nothing is found by accident in the repository.
 Runtime: about 2 s (one n-scale parse_model build; the rest only loads YAMLs).

@@ -9,7 +9,8 @@
     ultra-ext bench yolo11n.yaml gyolo-n.yaml [--csv out.csv --plot-dir plots --train data.yaml]
                                                         params, GFLOPs, PyTorch/ORT latency, training-step memory
                                                         (and mAP) side by side; CSV and PNG plots
-    ultra-ext upgrade yolo12n.pt yolo12n-ultra.pt       swap stock YOLO12 attention for ours in a checkpoint
+    ultra-ext upgrade yolo12n.pt yolo12n-ultra.pt       swap YOLO12 attention for ours in a checkpoint (stock v1.0,
+                                                        or the authors' released turbo weights)
     ultra-ext convert-goldyolo Gold_n_dist.pt -o goldyolo-n-coco.pt [--scale n] [--dfl]
                                                         official Gold-YOLO checkpoint → Ultralytics checkpoint
     ultra-ext convert-pst yolo11n-pst.pt -o yolov12n-pst-coco.pt [--scale n] [--gate learned]
@@ -34,7 +35,7 @@ COMMANDS = {
     "models": ("ultra_ext.catalog", "shipped model YAMLs: family, task, scales, params, paper"),
     "cost": ("ultra_ext.bench.cost", "parameters and GFLOPs of model YAMLs or checkpoints"),
     "bench": ("ultra_ext.bench.runner", "benchmark models side by side"),
-    "upgrade": ("ultra_ext.convert.yolov12", "upgrade a stock YOLO12 checkpoint to ultra_ext attention"),
+    "upgrade": ("ultra_ext.convert.yolov12", "YOLO12 checkpoint (stock v1.0 or released turbo) → ultra_ext attention"),
     "convert-goldyolo": ("ultra_ext.convert.goldyolo", "official Gold-YOLO checkpoint → Ultralytics checkpoint"),
     "convert-pst": ("ultra_ext.convert.pst", "published PST checkpoint → Ultralytics checkpoint"),
     "coco": ("ultra_ext.coco", "YOLO dataset → COCO JSON; pycocotools evaluation"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from ultralytics.nn.modules import block as stock_block
@@ -81,3 +83,88 @@ def test_upgrade_checkpoint_without_yolo12_is_an_error(tmp_path):
     torch.save({"model": DetectionModel("yolo11n.yaml", verbose=False)}, src)
     with pytest.raises(ValueError, match="no stock YOLO12 attention"):
         upgrade_yolo12_checkpoint(src, tmp_path / "out.pt")
+
+
+def _as_released_turbo(scale: str) -> tuple[DetectionModel, DetectionModel]:
+    """Our turbo model, and a copy as the YOLOv12 authors' released turbo weights unpickle in stock Ultralytics:
+    stock ``AAttn``/``ABlock``/``A2C2f`` objects holding the turbo submodules (``qk``, ``v``) and a stock-style YAML."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    from ultra_ext.nn.yolov12 import A2C2f, A2C2fTurbo, AreaAttentionBlockTurbo, AreaAttentionTurbo
+
+    torch.manual_seed(0)
+    ours = DetectionModel(f"yolov12{scale}-turbo.yaml", verbose=False).eval()
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    released = copy.deepcopy(ours)
+    back = {AreaAttentionTurbo: stock_block.AAttn, AreaAttentionBlockTurbo: stock_block.ABlock,
+            A2C2fTurbo: stock_block.A2C2f, A2C2f: stock_block.A2C2f}  # fmt: skip
+    for m in released.modules():
+        if type(m) in back:
+            if type(m) is AreaAttentionTurbo:
+                del m.attn_backend, m.last_backend  # attributes of ours only
+            m.__class__ = back[type(m)]
+    stock_yaml = copy.deepcopy(yaml_model_load(f"yolov12{scale}-turbo.yaml"))
+    for row in stock_yaml["backbone"] + stock_yaml["head"]:
+        if row[2] in ("ultra_ext.A2C2fTurbo", "ultra_ext.A2C2f"):  # the fork's YAML: stock name, l/x extras implicit
+            row[2], row[3] = "A2C2f", [a for a in row[3] if a not in ("residual", "mlp_ratio")]
+    released.yaml = stock_yaml
+    return ours, released
+
+
+@pytest.mark.parametrize("scale", ["n", "l"])
+def test_released_turbo_weights_upgrade_to_our_turbo_classes(scale):
+    """Stock Ultralytics cannot run the released turbo weights ('qkv'); the upgrade makes them our turbo model."""
+    from ultra_ext.convert.yolov12 import attention_layout
+    from ultra_ext.nn.yolov12 import A2C2fTurbo, AreaAttentionTurbo
+
+    ours, released = _as_released_turbo(scale)
+    x = torch.rand(1, 3, 128, 160)
+    with pytest.raises(AttributeError, match="qkv"):
+        _head_outputs(released, x)
+    assert attention_layout(released.model[6].m[0][0].attn) == "turbo"
+    assert upgrade_yolo12(released) > 0
+    assert type(released.model[6]) is A2C2fTurbo and type(released.model[6].m[0][0].attn) is AreaAttentionTurbo
+    torch.testing.assert_close(_head_outputs(released, x), _head_outputs(ours, x), rtol=0, atol=0)
+    rows = released.yaml["backbone"] + released.yaml["head"]
+    assert {r[2] for r in rows if "A2C2f" in r[2]} == {"ultra_ext.A2C2fTurbo"}
+    rebuilt = DetectionModel(released.yaml, verbose=False).eval()
+    rebuilt.load_state_dict(released.state_dict(), strict=True)  # the rewritten YAML builds the same model
+    torch.testing.assert_close(_head_outputs(rebuilt, x), _head_outputs(ours, x), rtol=1e-5, atol=1e-4)
+
+
+def test_turbo_checkpoint_file_upgrades_and_runs(tmp_path):
+    ours, released = _as_released_turbo("n")
+    src, dst = tmp_path / "yolov12n-turbo-release.pt", tmp_path / "ours.pt"
+    torch.save({"model": released.half(), "ema": None, "epoch": -1}, src)
+    assert upgrade_yolo12_checkpoint(src, dst) == 21
+    loaded = torch.load(dst, map_location="cpu", weights_only=False)["model"].float().eval()
+    x = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(_head_outputs(loaded, x), _head_outputs(ours.half().float(), x), rtol=1e-4, atol=1e-3)
+
+
+def test_an_attention_of_neither_layout_is_refused_and_nothing_is_written(tmp_path):
+    model = _perturbed_stock("n")
+    attn = model.model[6].m[0][0].attn
+    attn.extra = torch.nn.Conv2d(1, 1, 1)  # a layout neither v1.0 nor turbo
+    src, dst = tmp_path / "odd.pt", tmp_path / "out.pt"
+    torch.save({"model": model}, src)
+    with pytest.raises(ValueError, match=r"submodules \['qkv', 'proj', 'pe', 'extra'\] is neither YOLO12 layout"):
+        upgrade_yolo12_checkpoint(src, dst)
+    assert not dst.exists()
+
+
+def test_a_model_that_does_not_run_after_the_upgrade_is_never_written(tmp_path, monkeypatch):
+    from ultra_ext.nn.yolov12 import AreaAttention
+
+    src, dst = tmp_path / "stock.pt", tmp_path / "out.pt"
+    torch.save({"model": _perturbed_stock("n")}, src)
+
+    def broken(self, x):
+        raise RuntimeError("simulated mismatch")
+
+    monkeypatch.setattr(AreaAttention, "forward", broken)
+    with pytest.raises(ValueError, match=r"upgraded 'model' model does not run \(RuntimeError: simulated mismatch\)"):
+        upgrade_yolo12_checkpoint(src, dst)
+    assert not dst.exists()

@@ -15,7 +15,10 @@ __all__ = ["FAMILIES", "CatalogEntry", "catalog", "format_catalog", "main"]
 
 # family key = the YAML's folder under cfg/models → display name, paper; `ultra-ext models` lists in this order
 FAMILIES = {
-    "yolov12": ("YOLOv12", "Tian, Ye, Doermann: YOLOv12: Attention-Centric Real-Time Object Detectors (arXiv 2502.12524)"),
+    "yolov12": (
+        "YOLOv12",
+        "Tian, Ye, Doermann: YOLOv12: Attention-Centric Real-Time Object Detectors (arXiv 2502.12524)",
+    ),
     "goldyolo": (
         "Gold-YOLO",
         "Wang et al.: Gold-YOLO: Efficient Object Detector via Gather-and-Distribute Mechanism (NeurIPS 2023)",

@@ -35,7 +35,7 @@ COMMANDS = {
     "models": ("ultra_ext.catalog", "shipped model YAMLs: family, task, scales, params, paper"),
     "cost": ("ultra_ext.bench.cost", "parameters and GFLOPs of model YAMLs or checkpoints"),
     "bench": ("ultra_ext.bench.runner", "benchmark models side by side"),
-    "upgrade": ("ultra_ext.convert.yolov12", "YOLO12 checkpoint (stock v1.0 or released turbo) → ultra_ext attention"),
+    "upgrade": ("ultra_ext.convert.yolov12", "YOLO12 checkpoint (stock v1.0, released turbo) → our attention"),
     "convert-goldyolo": ("ultra_ext.convert.goldyolo", "official Gold-YOLO checkpoint → Ultralytics checkpoint"),
     "convert-pst": ("ultra_ext.convert.pst", "published PST checkpoint → Ultralytics checkpoint"),
     "coco": ("ultra_ext.coco", "YOLO dataset → COCO JSON; pycocotools evaluation"),

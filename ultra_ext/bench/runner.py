@@ -303,7 +303,10 @@ def run_worker(kind: str, spec: dict) -> dict:
 def _subprocess(kind: str, spec: dict, timeout: float | None = None) -> dict:
     """Run :func:`run_worker` in a fresh interpreter that imports this very copy of ultra_ext; its result dict."""
     root = str(Path(__file__).resolve().parents[2])
-    code = f"import sys; sys.path.insert(0, {root!r}); from ultra_ext.bench.runner import main; sys.exit(main(sys.argv[1:]))"
+    code = (
+        f"import sys; sys.path.insert(0, {root!r}); from ultra_ext.bench.runner import main; "
+        f"sys.exit(main(sys.argv[1:]))"
+    )
     p = subprocess.run(
         [sys.executable, "-c", code, WORKER, kind, json.dumps(spec)],
         check=False,
@@ -528,7 +531,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)  # after `import ultralytics`, which sets its own thread count
     torch.set_flush_denormal(a.ftz)
     print(
-        f"torch {torch.__version__}, ultralytics {ultralytics.__version__}, ultra_ext from {Path(__file__).resolve().parents[1]}"
+        f"torch {torch.__version__}, ultralytics {ultralytics.__version__}, "
+        f"ultra_ext from {Path(__file__).resolve().parents[1]}"
     )
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, threads {a.threads}, imgsz {a.imgsz} "
@@ -577,7 +581,8 @@ def main(argv=None) -> int:
     load = os.getloadavg()
     if load[1] > 0.5 * (os.cpu_count() or 1):
         print(
-            f"warning: load average {load[1]:.2f} on {os.cpu_count()} CPUs: other processes competed; trust min over median"
+            f"warning: load average {load[1]:.2f} on {os.cpu_count()} CPUs: other processes competed; "
+            "trust min over median"
         )
     if a.csv:
         a.csv.parent.mkdir(parents=True, exist_ok=True)

@@ -319,5 +319,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     save_ultralytics_checkpoint(model, args.output, names=info.get("names"), source=Path(args.checkpoint).name)
     cfg = model.yaml
-    print(f"converted {args.checkpoint} → {args.output} (yolov12{cfg['scale']}-pst, nc={cfg['nc']}, gate={args.gate})")
+    model_name = f"yolov12{cfg['scale']}-pst"
+    print(f"converted {args.checkpoint} → {args.output} ({model_name}, nc={cfg['nc']}, gate={args.gate})")
     return 0

@@ -55,7 +55,11 @@ def _class_map(layout: str) -> dict[type, type]:
     from ..nn import yolov12 as ours
 
     if layout == "turbo":
-        return {stock.AAttn: ours.AreaAttentionTurbo, stock.ABlock: ours.AreaAttentionBlockTurbo, stock.A2C2f: ours.A2C2fTurbo}
+        return {
+            stock.AAttn: ours.AreaAttentionTurbo,
+            stock.ABlock: ours.AreaAttentionBlockTurbo,
+            stock.A2C2f: ours.A2C2fTurbo,
+        }
     return {stock.AAttn: ours.AreaAttention, stock.ABlock: ours.AreaAttentionBlock, stock.A2C2f: ours.A2C2f}
 
 
@@ -140,7 +144,8 @@ def upgrade_yolo12_checkpoint(src: str | Path, dst: str | Path) -> int:
                     deepcopy(ckpt[key]).float().eval()(torch.zeros(1, 3, 64, 64))
             except Exception as e:
                 raise ValueError(
-                    f"{src}: the upgraded {key!r} model does not run ({type(e).__name__}: {e}); nothing written to {dst}"
+                    f"{src}: the upgraded {key!r} model does not run ({type(e).__name__}: {e}); "
+                    f"nothing written to {dst}"
                 ) from e
     torch.save(ckpt, dst)
     return count

@@ -39,7 +39,17 @@ from ultralytics.nn.modules.conv import Conv
 from ultralytics.nn.modules.head import Detect
 
 from .attention import attend, channels_to_tokens, check_backend_arg, resolve_backend, tokens_to_map
-from .checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, PROBABILITY, check_block, check_channel_list, check_int, check_real, mlp_hidden_width
+from .checks import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    check_block,
+    check_channel_list,
+    check_int,
+    check_real,
+    mlp_hidden_width,
+)
 from .efficientrep import RepVGGBlock, SimConv, basic_block
 from .shapes import checking_sizes, integer_ratio, layer_name, require_ratio, structural_sizes
 

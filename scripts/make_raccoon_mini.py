@@ -49,20 +49,23 @@ def read_names(data_yaml: Path) -> dict[int, str]:
     return dict(enumerate(names)) if isinstance(names, list) else {int(k): str(v) for k, v in names.items()}
 
 
-def check_label(path: Path, nc: int) -> int:
-    """Validate a YOLO detection label file; return its number of boxes."""
+def read_boxes(path: Path, nc: int) -> list[tuple[int, float, float, float, float]]:
+    """Parse and validate a YOLO detection label file: ``(cls, x, y, w, h)`` rows, normalised, at least one."""
     rows = [r.split() for r in path.read_text().splitlines() if r.strip()]
     if not rows:
         raise SystemExit(f"{path}: empty label file")
+    boxes = []
     for r in rows:
         if len(r) != 5:
             raise SystemExit(f"{path}: expected 5 columns, got {len(r)}: {r}")
         c, *xywh = r
         if not (c.isdigit() and int(c) < nc):
             raise SystemExit(f"{path}: bad class {c!r} (nc={nc})")
-        if not all(0.0 <= float(v) <= 1.0 for v in xywh):
-            raise SystemExit(f"{path}: coordinates outside [0, 1]: {xywh}")
-    return len(rows)
+        x, y, w, h = map(float, xywh)
+        if not all(0.0 <= v <= 1.0 for v in (x, y, w, h)) or w <= 0 or h <= 0:
+            raise SystemExit(f"{path}: box outside [0, 1] or empty: {xywh}")
+        boxes.append((int(c), x, y, w, h))
+    return boxes
 
 
 def resize_save(src: Path, dst: Path, max_side: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -89,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     src, dst = a.src.resolve(), a.dst
     names = read_names(src / "data.yaml")
-    for sub in ("images", "labels"):
-        if (dst / sub).exists():
-            if not a.overwrite:
-                raise SystemExit(f"{dst / sub} exists; pass --overwrite to replace it")
-            shutil.rmtree(dst / sub)
+    clear_outputs(dst, a.overwrite)
 
     counts, boxes, resized = {}, 0, 0
     for split, n in zip(SPLITS, (a.train, a.val)):
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             lbl = src / "labels" / split / f"{img.stem}.txt"
             if not lbl.is_file():
                 raise SystemExit(f"no label file for {img}")
-            boxes += check_label(lbl, len(names))
+            boxes += len(read_boxes(lbl, len(names)))
             before, after = resize_save(img, dst / "images" / split / f"{img.stem}.jpg", a.max_side)
             resized += before != after
             shutil.copyfile(lbl, dst / "labels" / split / lbl.name)
@@ -122,6 +121,15 @@ longer side shrunk to <= {a.max_side} px (aspect kept, never upscaled), JPEG qua
     )
     print(f"wrote {dst}: {counts} images, {boxes} boxes, {resized} resized to <= {a.max_side} px")
     return 0
+
+
+def clear_outputs(dst: Path, overwrite: bool) -> None:
+    """Remove ``dst/images`` and ``dst/labels`` when ``overwrite``; refuse to touch existing ones otherwise."""
+    for sub in ("images", "labels"):
+        if (dst / sub).exists():
+            if not overwrite:
+                raise SystemExit(f"{dst / sub} exists; pass --overwrite to replace it")
+            shutil.rmtree(dst / sub)
 
 
 def write_data_yaml(dst: Path, about: str, names: dict[int, str], license_file: Path) -> None:

@@ -55,35 +55,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script writes data.yaml the same way
-from make_raccoon_mini import write_data_yaml  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # shared with the sibling script
+from make_raccoon_mini import IMG_SUFFIXES, SPLITS, clear_outputs, read_boxes, read_names, write_data_yaml  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SPLITS = ("train", "val")
-IMG_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
-
-
-def read_names(data_yaml: Path) -> dict[int, str]:
-    """Read ``names`` from the source data.yaml (dict or list form)."""
-    import yaml  # PyYAML ships with ultralytics
-
-    names = yaml.safe_load(data_yaml.read_text())["names"]
-    return dict(enumerate(names)) if isinstance(names, list) else {int(k): str(v) for k, v in names.items()}
-
-
-def read_boxes(path: Path, nc: int) -> list[tuple[int, float, float, float, float]]:
-    """Parse and validate a YOLO detection label file (``cls x y w h`` rows, normalised)."""
-    boxes = []
-    for r in (line.split() for line in path.read_text().splitlines() if line.strip()):
-        if len(r) != 5 or not r[0].isdigit() or int(r[0]) >= nc:
-            raise SystemExit(f"{path}: expected 'cls x y w h' with cls < {nc}, got {r}")
-        x, y, w, h = map(float, r[1:])
-        if not all(0.0 <= v <= 1.0 for v in (x, y, w, h)) or w <= 0 or h <= 0:
-            raise SystemExit(f"{path}: bad box {r}")
-        boxes.append((int(r[0]), x, y, w, h))
-    if not boxes:
-        raise SystemExit(f"{path}: empty label file")
-    return boxes
 
 
 def pixel_rect(box: tuple[float, float, float, float], W: int, H: int) -> tuple[int, int, int, int]:
@@ -157,11 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if src == dst.resolve():
         raise SystemExit("--src and --dst must differ")
     names = read_names(src / "data.yaml")
-    for sub in ("images", "labels"):
-        if (dst / sub).exists():
-            if not a.overwrite:
-                raise SystemExit(f"{dst / sub} exists; pass --overwrite to replace it")
-            shutil.rmtree(dst / sub)
+    clear_outputs(dst, a.overwrite)
 
     cv2.setNumThreads(1)
     counts, n_inst, fallbacks, ratios, vertices, used_gc = {}, 0, [], [], [], []

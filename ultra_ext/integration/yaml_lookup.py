@@ -38,6 +38,7 @@ __all__ = [
 YAML_DIRS: list[Path] = [Path(__file__).resolve().parents[1] / "cfg" / "models"]
 _SUFFIXES = (".yaml", ".yml")
 _SCALED = re.compile(r"(?P<base>.+)[-_](?P<letter>[a-z])")
+_UNIFY = re.compile(r"(\d+)([nslmx])(.+)?$")  # the stock "unified" name: yolov12n-seg.yaml → yolov12-seg.yaml
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -51,9 +52,13 @@ def register_yaml_dir(path: str | Path) -> None:
         YAML_DIRS.append(p)
 
 
+def _yaml_files(dirs: list[Path]) -> list[Path]:
+    return [p for d in dirs for p in d.rglob("*.y*ml") if p.suffix in _SUFFIXES]
+
+
 def model_yaml_names() -> list[str]:
     """File names of every model YAML in the registered folders."""
-    return sorted({p.name for d in YAML_DIRS for p in d.rglob("*.y*ml") if p.suffix in _SUFFIXES})
+    return sorted({p.name for p in _yaml_files(YAML_DIRS)})
 
 
 def scale_name(file: str, scale: str) -> str:
@@ -70,11 +75,8 @@ def scale_name(file: str, scale: str) -> str:
 def model_names(dirs: list[Path] | None = None) -> list[str]:
     """Every name that builds a model from the YAMLs in ``dirs`` (default: ours), one per file and scale."""
     names = set()
-    for d in YAML_DIRS if dirs is None else dirs:
-        for path in d.rglob("*.y*ml"):
-            if path.suffix in _SUFFIXES:
-                scales = yaml_scales(path)
-                names.update(scale_name(path.name, s) for s in scales) if scales else names.add(path.name)
+    for path in _yaml_files(YAML_DIRS if dirs is None else dirs):
+        names.update([scale_name(path.name, s) for s in yaml_scales(path)] or [path.name])
     return sorted(names)
 
 
@@ -131,7 +133,7 @@ def find_model_yaml(file: str | Path) -> tuple[Path, str] | None:
     else:
         hit = _in_dirs(p.name, p.parent)
         if hit is None:
-            unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", p.stem) + p.suffix
+            unified = _UNIFY.sub(r"\1\3", p.stem) + p.suffix
             hit = _in_dirs(unified, p.parent) if unified != p.name else None
     if hit is not None:
         return hit, (split[1] if split and split[1] in yaml_scales(hit) else "")
@@ -148,7 +150,6 @@ def find_model_yaml(file: str | Path) -> tuple[Path, str] | None:
     return None
 
 
-_UNIFY = re.compile(r"(\d+)([nslmx])(.+)?$")  # what yaml_model_load strips: yolov12n-seg.yaml → yolov12-seg.yaml
 _misses = threading.local()  # the last name a soft lookup missed, in this thread
 
 

@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["DATA_DIR", "install", "materialize", "shipped_datasets", "uninstall"]
@@ -24,9 +25,15 @@ _STAMP = ".ultra_ext_fingerprint"
 _saved: dict = {}
 
 
+@lru_cache(maxsize=1)
+def _shipped() -> tuple[tuple[str, Path], ...]:
+    return tuple((f"{d.name}.yaml", d / "data.yaml") for d in sorted(DATA_DIR.iterdir()) if (d / "data.yaml").is_file())
+
+
 def shipped_datasets() -> dict[str, Path]:
-    """``{'raccoon-mini.yaml': <package>/data/raccoon-mini/data.yaml, ...}``: every dataset folder with a data.yaml."""
-    return {f"{d.name}.yaml": d / "data.yaml" for d in sorted(DATA_DIR.iterdir()) if (d / "data.yaml").is_file()}
+    """``{'raccoon-mini.yaml': <package>/data/raccoon-mini/data.yaml, ...}``: every dataset folder with a data.yaml
+    (listed once per process: ``check_file`` asks on every lookup)."""
+    return dict(_shipped())
 
 
 def _fingerprint(folder: Path) -> str:

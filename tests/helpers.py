@@ -19,10 +19,11 @@ NAMES = ("box", "bar")
 
 
 def _draw(
-    rng: np.random.Generator, imgsz: int, n_boxes: int, nc: int, polygons: bool = False
+    rng: np.random.Generator, imgsz: int, n_boxes: int, nc: int, polygons: bool = False, keypoints: bool = False
 ) -> tuple[np.ndarray, list[str]]:
     """One image (imgsz, imgsz, 3) uint8 with filled rectangles on a noisy background, and its YOLO label rows
-    (``cls cx cy w h``, or with ``polygons`` the rectangle's four corners ``cls x1 y1 ... x4 y4``)."""
+    (``cls cx cy w h``, with ``keypoints`` followed by the four corners as visible keypoints ``x y 2``, or with
+    ``polygons`` the rectangle's four corners ``cls x1 y1 ... x4 y4``: also the OBB label format)."""
     img = rng.integers(0, 60, size=(imgsz, imgsz, 3), dtype=np.uint8)
     rows = []
     for _ in range(n_boxes):
@@ -36,7 +37,11 @@ def _draw(
             corners = ((x0, y0), (x0 + w, y0), (x0 + w, y0 + h), (x0, y0 + h))
             rows.append(f"{cls} " + " ".join(f"{x / imgsz:.6f} {y / imgsz:.6f}" for x, y in corners))
         else:
-            rows.append(f"{cls} {(x0 + w / 2) / imgsz:.6f} {(y0 + h / 2) / imgsz:.6f} {w / imgsz:.6f} {h / imgsz:.6f}")
+            box = f"{cls} {(x0 + w / 2) / imgsz:.6f} {(y0 + h / 2) / imgsz:.6f} {w / imgsz:.6f} {h / imgsz:.6f}"
+            if keypoints:  # top-left, top-right, bottom-right, bottom-left
+                corners = ((x0, y0), (x0 + w, y0), (x0 + w, y0 + h), (x0, y0 + h))
+                box += "".join(f" {x / imgsz:.6f} {y / imgsz:.6f} 2" for x, y in corners)
+            rows.append(box)
     return img, rows
 
 
@@ -52,13 +57,20 @@ def make_image(path: str | Path, imgsz: int = 64, seed: int = 0) -> Path:
 
 
 def make_tiny_dataset(
-    root: str | Path, n_train: int = 8, n_val: int = 4, imgsz: int = 64, nc: int = 2, polygons: bool = False
+    root: str | Path,
+    n_train: int = 8,
+    n_val: int = 4,
+    imgsz: int = 64,
+    nc: int = 2,
+    polygons: bool = False,
+    keypoints: bool = False,
 ) -> Path:
     """Write a YOLO-format detection dataset of filled rectangles under ``root``; return its ``data.yaml``.
 
     Layout: ``images/{train,val}/*.jpg`` + ``labels/{train,val}/*.txt`` (``cls cx cy w h``, normalised; with
-    ``polygons`` instance outlines ``cls x1 y1 ... x4 y4`` for segmentation), 1-3 boxes per image, ``nc`` (1 or 2)
-    classes. Deterministic (fixed seed).
+    ``polygons`` instance outlines ``cls x1 y1 ... x4 y4`` for segmentation and OBB; with ``keypoints`` the four
+    corners as pose keypoints, ``kpt_shape: [4, 3]``), 1-3 boxes per image, ``nc`` (1 or 2) classes. Deterministic
+    (fixed seed).
     """
     from PIL import Image
 
@@ -69,12 +81,13 @@ def make_tiny_dataset(
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            img, rows = _draw(rng, imgsz, int(rng.integers(1, 4)), nc, polygons)
+            img, rows = _draw(rng, imgsz, int(rng.integers(1, 4)), nc, polygons, keypoints)
             Image.fromarray(img).save(root / "images" / split / f"{i:03d}.jpg", quality=95)
             (root / "labels" / split / f"{i:03d}.txt").write_text("\n".join(rows) + "\n")
     names = "\n".join(f"  {i}: {NAMES[i]}" for i in range(nc))
     data = root / "data.yaml"
-    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n{names}\n")
+    pose = "kpt_shape: [4, 3]\nflip_idx: [1, 0, 3, 2]\n" if keypoints else ""  # a flip swaps left and right corners
+    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\n{pose}names:\n{names}\n")
     return data
 
 
@@ -210,3 +223,48 @@ def state_sha256(model) -> str:
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(tensor_bytes(t))
     return h.hexdigest()
+
+
+def module_tree(state_dict: dict, classes: dict | None = None, root_class=None):
+    """An ``nn.Module`` tree whose ``state_dict()`` is ``state_dict`` (same keys, order and tensors): a container per
+    key prefix, parameters for floating tensors (buffers for running stats and integer tensors). ``classes`` maps a
+    prefix (``""`` the root) to the class its container gets, e.g. a foreign class made by :func:`foreign_class`,
+    so the pickle names that class as the foreign code base's would."""
+    import torch
+
+    classes = dict(classes or {})
+    root = (classes.pop("", None) or root_class or torch.nn.Module)()
+    for key, value in state_dict.items():
+        *path, leaf = key.split(".")
+        node, prefix = root, []
+        for part in path:
+            prefix.append(part)
+            child = node._modules.get(part)
+            if child is None:
+                child = (classes.get(".".join(prefix)) or torch.nn.Module)()
+                node.add_module(part, child)
+            node = child
+        buffer = not value.is_floating_point() or leaf.startswith("running_") or leaf in ("proj",)
+        if buffer:
+            node.register_buffer(leaf, value.clone())
+        else:
+            node.register_parameter(leaf, torch.nn.Parameter(value.clone(), requires_grad=False))
+    return root
+
+
+def foreign_class(monkeypatch, module: str, name: str, base=None):
+    """A class named ``module.name`` that exists until ``monkeypatch.undo()``: pickles as the foreign code's class,
+    and the module is gone again when the test loads the file (so loading must not need it)."""
+    import sys
+    import types
+
+    import torch
+
+    cls = type(name, (base or torch.nn.Module,), {"__module__": module, "__qualname__": name})
+    parts = module.split(".")
+    for i in range(1, len(parts) + 1):
+        sub = ".".join(parts[:i])
+        if sub not in sys.modules:
+            monkeypatch.setitem(sys.modules, sub, types.ModuleType(sub))
+    monkeypatch.setattr(sys.modules[module], name, cls, raising=False)
+    return cls

@@ -29,3 +29,7 @@ __all__ = [
 ]
 
 activate()
+
+from .convert.on_load import install as _install_checkpoint_translator  # noqa: E402
+
+_install_checkpoint_translator()  # official checkpoints convert in memory when Ultralytics loads them

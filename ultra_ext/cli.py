@@ -9,6 +9,9 @@
     ultra-ext bench yolo11n.yaml gyolo-n.yaml [--csv out.csv --plot-dir plots --train data.yaml]
                                                         params, GFLOPs, PyTorch/ORT latency, training-step memory
                                                         (and mAP) side by side; CSV and PNG plots
+    ultra-ext convert yolov12n-turbo.pt -o yolov12n-turbo-ultra.pt
+                                                        detect what an official checkpoint is (YOLO12 stock/turbo/
+                                                        seg/cls, Gold-YOLO, PST, Generalist YOLO) and convert it
     ultra-ext upgrade yolo12n.pt yolo12n-ultra.pt       swap YOLO12 attention for ours in a checkpoint (stock v1.0,
                                                         or the authors' released turbo weights)
     ultra-ext convert-goldyolo Gold_n_dist.pt -o goldyolo-n-coco.pt [--scale n] [--dfl]
@@ -35,6 +38,7 @@ COMMANDS = {
     "models": ("ultra_ext.catalog", "shipped model YAMLs: family, task, scales, params, paper"),
     "cost": ("ultra_ext.bench.cost", "parameters and GFLOPs of model YAMLs or checkpoints"),
     "bench": ("ultra_ext.bench.runner", "benchmark models side by side"),
+    "convert": ("ultra_ext.convert.auto", "an official checkpoint of any family → Ultralytics checkpoint (detected)"),
     "upgrade": ("ultra_ext.convert.yolov12", "YOLO12 checkpoint (stock v1.0, released turbo) → our attention"),
     "convert-goldyolo": ("ultra_ext.convert.goldyolo", "official Gold-YOLO checkpoint → Ultralytics checkpoint"),
     "convert-pst": ("ultra_ext.convert.pst", "published PST checkpoint → Ultralytics checkpoint"),

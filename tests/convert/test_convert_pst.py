@@ -219,12 +219,17 @@ def test_only_unresolvable_classes_are_stubbed(fork_checkpoint):
     assert set(info["stubbed"]) == set(stubs.stubbed)
 
 
-def test_other_unresolvable_classes_still_fail(tmp_path, monkeypatch):
+def test_classes_outside_the_trusted_packages_never_run(tmp_path, monkeypatch):
+    """Reading is restricted (weights_only): a class of any other package becomes a stub, never imported; a file
+    that turns out not to be PST is then refused with what it holds."""
+    calls = []
     cls = _fork_class(monkeypatch, nn.Module, "pst_fork_extras", "Thing")  # not an ultralytics.* class
+    cls.__setstate__ = lambda self, state: calls.append(state)  # would run under full unpickling
     torch.save({"model": cls()}, tmp_path / "odd.pt")
     monkeypatch.undo()
-    with pytest.raises(ValueError, match="cannot read it as a PyTorch checkpoint .*No module named 'pst_fork_extras'"):
+    with pytest.raises(ValueError, match="not an Ultralytics PST checkpoint: no 'model.\\*' keys"):
         load_pst_checkpoint(tmp_path / "odd.pt")
+    assert calls == [] and "pst_fork_extras" not in sys.modules
 
 
 def test_load_errors(tmp_path):

@@ -81,19 +81,23 @@ def test_upgrade_checkpoint_file(tmp_path):
 def test_upgrade_checkpoint_without_yolo12_is_an_error(tmp_path):
     src = tmp_path / "yolo11.pt"
     torch.save({"model": DetectionModel("yolo11n.yaml", verbose=False)}, src)
-    with pytest.raises(ValueError, match="no stock YOLO12 attention"):
+    with pytest.raises(ValueError, match="a stock Ultralytics checkpoint without YOLO12 attention .*ultra-ext convert"):
         upgrade_yolo12_checkpoint(src, tmp_path / "out.pt")
 
 
-def _as_released_turbo(scale: str) -> tuple[DetectionModel, DetectionModel]:
+def _as_released_turbo(scale: str, yaml: str = "yolov12{}-turbo.yaml", scale_args: dict | None = None, task=None):
     """Our turbo model, and a copy as the YOLOv12 authors' released turbo weights unpickle in stock Ultralytics:
-    stock ``AAttn``/``ABlock``/``A2C2f`` objects holding the turbo submodules (``qk``, ``v``) and a stock-style YAML."""
+    stock ``AAttn``/``ABlock``/``A2C2f`` objects holding the turbo submodules (``qk``, ``v``) and a stock-style YAML.
+    ``yaml``/``scale_args``/``task`` (a model class) make the seg and cls branches' models the same way."""
     from ultralytics.nn.tasks import yaml_model_load
 
     from ultra_ext.nn.yolov12 import A2C2f, A2C2fTurbo, AreaAttentionBlockTurbo, AreaAttentionTurbo
 
     torch.manual_seed(0)
-    ours = DetectionModel(f"yolov12{scale}-turbo.yaml", verbose=False).eval()
+    cfg = copy.deepcopy(yaml_model_load(yaml.format(scale)))
+    for name, value in (scale_args or {}).items():
+        cfg["scale_args"][name][scale] = value
+    ours = (task or DetectionModel)(cfg, verbose=False).eval()
     with torch.no_grad():
         for p in ours.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -105,7 +109,8 @@ def _as_released_turbo(scale: str) -> tuple[DetectionModel, DetectionModel]:
             if type(m) is AreaAttentionTurbo:
                 del m.attn_backend, m.last_backend  # attributes of ours only
             m.__class__ = back[type(m)]
-    stock_yaml = copy.deepcopy(yaml_model_load(f"yolov12{scale}-turbo.yaml"))
+    stock_yaml = copy.deepcopy(cfg)
+    stock_yaml.pop("scale_args", None)
     for row in stock_yaml["backbone"] + stock_yaml["head"]:
         if row[2] in ("ultra_ext.A2C2fTurbo", "ultra_ext.A2C2f"):  # the fork's YAML: stock name, l/x extras implicit
             row[2], row[3] = "A2C2f", [a for a in row[3] if a not in ("residual", "mlp_ratio")]
@@ -165,6 +170,42 @@ def test_a_model_that_does_not_run_after_the_upgrade_is_never_written(tmp_path, 
         raise RuntimeError("simulated mismatch")
 
     monkeypatch.setattr(AreaAttention, "forward", broken)
-    with pytest.raises(ValueError, match=r"upgraded 'model' model does not run \(RuntimeError: simulated mismatch\)"):
+    with pytest.raises(ValueError, match=r"upgraded YAML does not build \(RuntimeError: simulated mismatch\)"):
+        upgrade_yolo12_checkpoint(src, dst)
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize("scale, residual, mlp_ratio", [("n", True, 2.0), ("l", True, 1.0)])
+def test_seg_branch_weights_get_their_extras_from_the_weights(scale, residual, mlp_ratio):
+    """The official seg branch appends (1.5, True) at L/X and True at N/S/M: residual on everywhere, MLP ratio 1.0 at
+    L/X. Nothing in its YAML says so; the upgrade reads both from the weights and writes them into every row."""
+    from ultralytics.nn.tasks import SegmentationModel
+
+    ours, released = _as_released_turbo(
+        scale, "yolov12{}-seg.yaml", {"residual": residual, "mlp_ratio": mlp_ratio}, SegmentationModel
+    )
+    assert upgrade_yolo12(released, check=True) > 0
+    rows = [r for r in released.yaml["backbone"] + released.yaml["head"] if r[2] == "ultra_ext.A2C2fTurbo"]
+    assert len(rows) == 5 and all(r[3][3:] == [residual, mlp_ratio] for r in rows)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(released(x)[0], ours(x)[0], rtol=0, atol=0)
+
+
+def test_mlp_widths_no_ratio_explains_are_refused():
+    _, released = _as_released_turbo("n")
+    block = released.model[6].m[0][0]
+    block.mlp[0].conv = torch.nn.Conv2d(64, 100, 1, bias=False)  # 100 / 64: none of 2.0, 1.5, 1.2, 1.0
+    with pytest.raises(ValueError, match=r"row 6 \(A2C2f\): MLP widths \[\(64, 100\), \(64, 128\)\] .* match none"):
+        upgrade_yolo12(released)
+
+
+def test_a_yaml_that_does_not_rebuild_the_checkpoint_is_refused_and_nothing_is_written(tmp_path):
+    """A fork change the YAML cannot express (here an extra parameter in the stem) is caught by the rebuild check."""
+    _, released = _as_released_turbo("n")
+    released.model[0].extra = torch.nn.Parameter(torch.ones(3))
+    src, dst = tmp_path / "odd.pt", tmp_path / "out.pt"
+    torch.save({"model": released}, src)
+    with pytest.raises(ValueError, match=r"does not rebuild the model:\n  in the checkpoint only: model\.0\.extra"):
         upgrade_yolo12_checkpoint(src, dst)
     assert not dst.exists()

@@ -362,3 +362,29 @@ def test_classification_variant(scale):
     with torch.no_grad():
         y = model(torch.zeros(1, 3, 224, 224))
     assert (y[0] if isinstance(y, tuple) else y).shape == (1, 1000)  # eval: (softmax, logits)
+
+
+@pytest.mark.parametrize("scale", ["n", "l"])
+@pytest.mark.parametrize("task", ["pose", "obb"])
+def test_pose_and_obb_variants_are_the_detection_release_with_the_stock_head(task, scale):
+    """Head parameters equal the stock head's (our YOLO12 neck and the stock one have the same channels); the
+    backbone is the detection release's plus the R-ELAN residual scales at N/S/M."""
+    from ultralytics.nn.tasks import OBBModel, PoseModel
+
+    cls = PoseModel if task == "pose" else OBBModel
+    model = cls(f"yolov12{scale}-pst-{task}.yaml", verbose=False)
+    det = DetectionModel(f"yolov12{scale}-pst.yaml", verbose=False)
+
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
+
+    def gammas(m):
+        return sum(layer.gamma.numel() for layer in m.model if getattr(layer, "gamma", None) is not None)
+
+    stock_head = count(cls(f"yolo12{scale}-{task}.yaml", verbose=False)) - count(
+        DetectionModel(f"yolo12{scale}.yaml", verbose=False)
+    )
+    assert count(model) - count(det) == stock_head + gammas(model) - gammas(det)
+    assert gammas(model) == (1024 if scale == "l" else 128 + 256)  # rows 6 and 8: c2 at the scale's width
+    assert gammas(det) == (1024 if scale == "l" else 0)
+    assert isinstance(model.model[11], PST) and isinstance(model.model[14], PST)

@@ -56,3 +56,41 @@ def test_seg_outputs():
     assert decoded.shape == (1, 4 + 3 + 32, anchors)  # boxes, classes, 32 mask coefficients
     assert protos.shape == (1, 32, 160 // 4, 192 // 4)  # prototypes at stride 4
     torch.testing.assert_close(raw["proto"], protos)
+
+
+# ------------------------------------------------------------------------------------------------ pose and OBB
+# (our YAML, the stock YOLO12 YAML with the same head) — our neck and the stock one have the same channels, so the
+# head's share of the parameters must be the stock head's: ours(task) − ours(seg) == stock(task) − stock(seg)
+POSE_OBB = [("yolov12{}-pose.yaml", "yolo12{}-pose.yaml"), ("yolov12{}-obb.yaml", "yolo12{}-obb.yaml")]
+
+
+@pytest.mark.parametrize("scale", ["n", "l"])
+@pytest.mark.parametrize("ours, stock", POSE_OBB, ids=["pose", "obb"])
+def test_pose_and_obb_are_the_seg_model_with_the_stock_head(ours, stock, scale):
+    from ultralytics.nn.tasks import OBBModel, PoseModel
+
+    cls = PoseModel if "pose" in ours else OBBModel
+    model = cls(ours.format(scale), verbose=False)
+    head = _count(model) - _count(SegmentationModel(f"yolov12{scale}-seg.yaml", verbose=False))
+    stock_head = _count(cls(stock.format(scale), verbose=False)) - _count(
+        SegmentationModel(f"yolo12{scale}-seg.yaml", verbose=False)
+    )
+    assert head == stock_head
+    for i in (6, 8):  # the R-ELAN fix: residual at every scale, as in seg/cls
+        assert isinstance(model.model[i], A2C2fTurbo) and model.model[i].gamma is not None
+
+
+def test_pose_and_obb_outputs():
+    from ultralytics.nn.tasks import OBBModel, PoseModel
+
+    anchors = 20 * 24 + 10 * 12 + 5 * 6  # 160×192 input, strides 8/16/32
+    pose = PoseModel("yolov12n-pose.yaml", verbose=False).eval()
+    assert pose.kpt_shape == [17, 3] and pose.yaml["nc"] == 80  # stock's convention; a pose dataset sets nc (1)
+    pose = PoseModel("yolov12n-pose.yaml", nc=1, verbose=False).eval()
+    with torch.no_grad():
+        decoded = pose(torch.rand(1, 3, 160, 192))[0]
+    assert decoded.shape == (1, 4 + 1 + 17 * 3, anchors)  # boxes, person score, 17 keypoints (x, y, visibility)
+    obb = OBBModel("yolov12n-obb.yaml", nc=15, verbose=False).eval()
+    with torch.no_grad():
+        decoded = obb(torch.rand(1, 3, 160, 192))[0]
+    assert decoded.shape == (1, 4 + 15 + 1, anchors)  # boxes, 15 classes (DOTA), rotation angle

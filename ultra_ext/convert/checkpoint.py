@@ -9,6 +9,7 @@ reads them from the model.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from copy import deepcopy
 from datetime import datetime
 from pathlib import Path
@@ -16,18 +17,49 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["build_from_yaml", "clean_state_dict", "copy_mapped", "load_foreign", "save_ultralytics_checkpoint"]
+__all__ = [
+    "build_from_yaml",
+    "clean_state_dict",
+    "copy_mapped",
+    "load_foreign",
+    "save_ultralytics_checkpoint",
+    "ultralytics_checkpoint",
+]
 
 
-def load_foreign(path: str | Path, pickle_module, what: str):
-    """``torch.load`` a trusted file through ``pickle_module`` (a :class:`~.unpickle.StubPickle`), on the CPU.
+def load_foreign(path: str | Path, pickle_module, what: str, safe: bool = False):
+    """Read a foreign checkpoint on the CPU, its foreign classes replaced by ``pickle_module``'s stubs
+    (a :class:`~.unpickle.StubPickle`).
+
+    ``torch.save`` zip archives are read by :func:`~.unpickle.restricted_load` (``weights_only``: no function the file
+    names runs); where torch's restricted unpickler refuses something (e.g. an exotic object in the training state)
+    and ``safe`` is off, the file is read again by full unpickling, which only trusted files deserve. The legacy
+    non-zip format needs full unpickling.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: the file is not a readable PyTorch checkpoint.
+        FileNotFoundError: no such file. ValueError: the file is not a readable PyTorch checkpoint, or ``safe`` and it
+            cannot be read without full unpickling.
     """
+    from .unpickle import restricted_load
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} checkpoint not found: {path}")
+    refused = None
+    if zipfile.is_zipfile(path):
+        try:
+            return restricted_load(path, pickle_module)
+        except pickle.UnpicklingError as e:  # a global or opcode torch refuses under weights_only
+            refused = e
+        except (RuntimeError, EOFError, ValueError, KeyError) as e:
+            raise ValueError(f"{path}: cannot read it as a PyTorch checkpoint ({type(e).__name__}: {e})") from e
+    if safe:
+        reason = f"torch's restricted unpickler refused it ({refused})" if refused else "it is not a zip archive"
+        raise ValueError(
+            f"{path}: cannot read it without full unpickling ({reason}); safe loading is on (ULTRALYTICS_SAFE_LOAD), "
+            f"so it is not read. If you trust the file, convert it once with `ultra-ext convert {path} -o OUT.pt`"
+        )
+    pickle_module.stubbed.clear()
     try:
         return torch.load(path, map_location="cpu", pickle_module=pickle_module, weights_only=False)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ImportError) as e:
@@ -78,23 +110,19 @@ def _coco_names() -> dict[int, str]:
     return dict(YAML.load(ROOT / "cfg" / "datasets" / "coco.yaml")["names"])
 
 
-def save_ultralytics_checkpoint(
-    model: nn.Module, path: str | Path, names: dict[int, str] | list[str] | None = None, source: str | None = None
-) -> Path:
-    """Write ``model`` as an Ultralytics checkpoint that ``YOLO(path)`` loads (the layout of ``strip_optimizer``).
-
-    The model is stored fp16 (as Ultralytics ships weights) with its YAML dict, so training from the file rebuilds the
-    same architecture; the task is the one Ultralytics guesses for that dict. 80-class models get the COCO names
-    (released weights are COCO's).
+def ultralytics_checkpoint(
+    model: nn.Module, names: dict[int, str] | list[str] | None = None, source: str | None = None, half: bool = True
+) -> dict:
+    """``model`` as the checkpoint dict Ultralytics writes (the layout of ``strip_optimizer``): a copy of the model
+    (fp16 when ``half``, as Ultralytics ships weights; no gradients) with its class names and YAML dict, so training
+    from it rebuilds the same architecture; the task is the one Ultralytics guesses for that dict. 80-class models
+    get the COCO names (released weights are COCO's), and then ``data=coco.yaml`` as their training data.
 
     Args:
         model: a converted Ultralytics model (its ``yaml`` dict names the YAML it was built from).
-        path: output ``.pt`` file.
         names: class names (dict or list); default COCO for 80 classes, else the model's.
-        source: where the weights came from, recorded in the checkpoint.
-
-    Returns:
-        The written path.
+        source: where the weights came from, recorded as ``converted_from``.
+        half: store the model in fp16.
 
     Raises:
         ValueError: ``names`` does not have one entry per class.
@@ -110,28 +138,41 @@ def save_ultralytics_checkpoint(
         raise ValueError(f"{len(names)} class names for a model with {nc} classes")
     m = deepcopy(model).float().eval()
     m.names = names
-    m.half()
+    if half:
+        m.half()
     for p in m.parameters():
         p.requires_grad = False
     yaml_file = Path(model.yaml.get("yaml_file") or f"{type(model).__name__}.yaml").name
     train_args = {"model": yaml_file, "task": guess_model_task(model.yaml), "imgsz": 640}
     if names == coco:  # what released weights were trained on: `YOLO(path).val()` evaluates on COCO by default
         train_args["data"] = "coco.yaml"
+    return {
+        "date": datetime.now().astimezone().isoformat(),
+        "version": __version__,
+        "model": m,
+        "ema": None,
+        "updates": None,
+        "optimizer": None,
+        "best_fitness": None,
+        "epoch": -1,
+        "train_args": train_args,
+        "converted_from": source,
+    }
+
+
+def save_ultralytics_checkpoint(
+    model: nn.Module, path: str | Path, names: dict[int, str] | list[str] | None = None, source: str | None = None
+) -> Path:
+    """Write ``model`` as an Ultralytics checkpoint that ``YOLO(path)`` loads (:func:`ultralytics_checkpoint`).
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: ``names`` does not have one entry per class.
+    """
+    ckpt = ultralytics_checkpoint(model, names, source)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "date": datetime.now().astimezone().isoformat(),
-            "version": __version__,
-            "model": m,
-            "ema": None,
-            "updates": None,
-            "optimizer": None,
-            "best_fitness": None,
-            "epoch": -1,
-            "train_args": train_args,
-            "converted_from": source,
-        },
-        path,
-    )
+    torch.save(ckpt, path)
     return path

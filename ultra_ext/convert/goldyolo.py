@@ -110,7 +110,7 @@ def _check_gold_yolo(sd: dict[str, torch.Tensor], where: str) -> None:
         )
 
 
-def load_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+def load_official_checkpoint(path: str | Path, safe: bool = False) -> dict[str, torch.Tensor]:
     """Read the model weights of an official Gold-YOLO checkpoint, without the official code.
 
     Accepts the official ``.pt`` files (a pickled YOLOv6-style dict whose ``ema`` or ``model`` entry is the whole
@@ -120,6 +120,8 @@ def load_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 
     Args:
         path: checkpoint file.
+        safe: refuse files that torch's restricted (``weights_only``) unpickler cannot read, instead of reading them
+            by full unpickling (see :func:`~.checkpoint.load_foreign`).
 
     Returns:
         The official state dict (``backbone.*``, ``neck.*``, ``detect.*``): floating tensors as float32 on the CPU,
@@ -129,7 +131,7 @@ def load_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         FileNotFoundError: no such file.
         ValueError: the file is unreadable or holds no Gold-YOLO weights.
     """
-    obj = load_foreign(path, _stub_pickle(), "Gold-YOLO")
+    obj = load_foreign(path, _stub_pickle(), "Gold-YOLO", safe=safe)
     sd = clean_state_dict(_extract_state_dict(obj, str(path)))
     _check_gold_yolo(sd, str(path))
     return sd

@@ -11,6 +11,9 @@ stubbed (see :class:`StubPickle`):
   Ultralytics fork's extra classes such as ``ultralytics.nn.modules.block.PST`` under stock Ultralytics).
 
 Everything else (torch, numpy, builtins) is resolved normally: this is full unpickling, so only load trusted files.
+:func:`restricted_load` reads ``torch.save`` zip archives with the same stub policy under torch's ``weights_only``
+unpickler instead: only ``nn.Module`` classes of torch, Ultralytics and ultra_ext are real, everything else a stub,
+and no function named by the file ever runs.
 
 Example:
     >>> stubs = StubPickle(fallback=("ultralytics",), hint="convert it with ultra_ext.convert.pst")
@@ -21,14 +24,20 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import io
 import pickle
 import types
 from collections.abc import Iterable
+from pathlib import Path
 
+import torch
 from torch import nn
 
-__all__ = ["OfficialStub", "StubPickle", "stub_class"]
+__all__ = ["OfficialStub", "StubPickle", "restricted_load", "stub_class"]
+
+# packages whose nn.Module classes a restricted load may construct for real (everything else becomes a stub)
+_TRUSTED_PACKAGES = ("torch", "ultralytics", "ultra_ext")
 
 
 class OfficialStub(nn.Module):
@@ -89,7 +98,8 @@ class StubPickle(types.ModuleType):
     """A pickle-module stand-in for ``torch.load(pickle_module=...)`` that stubs foreign classes.
 
     ``torch.load`` needs a module-like object (it reads ``__name__``) with ``Unpickler`` (subclassed for the zip
-    format) and ``load`` (legacy format); both route class look-ups through :meth:`find_class`. Use one instance per load to read :attr:`stubbed` afterwards.
+    format) and ``load`` (legacy format); both route class look-ups through :meth:`find_class`. Use one instance per
+    load to read :attr:`stubbed` afterwards.
 
     Args:
         always: top-level packages stubbed without importing anything from them.
@@ -132,3 +142,45 @@ class StubPickle(types.ModuleType):
 
     def loads(self, data: bytes, **kwargs):
         return self.load(io.BytesIO(data), **kwargs)
+
+
+def _trusted_class(module: str, name: str) -> type:
+    """The real class ``module.name`` when it is an ``nn.Module`` of torch, Ultralytics or ultra_ext; else raises
+    ``AttributeError`` (so the caller stubs it). Functions and other objects never resolve: nothing of the file runs."""
+    if module.split(".", 1)[0] not in _TRUSTED_PACKAGES:
+        raise AttributeError(f"{module}.{name} is not trusted")
+    obj = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
+        raise AttributeError(f"{module}.{name} is not a module class")
+    return obj
+
+
+def restricted_load(path: str | Path, stubs: StubPickle):
+    """``torch.load(weights_only=True)`` of a ``torch.save`` zip archive, with every global the file names allowed as
+    a class: the real one for ``nn.Module`` classes of torch, Ultralytics and ultra_ext that ``stubs`` would not stub,
+    a weight-holding stub for everything else (``stubs.stubbed`` lists those). No function the file names is ever
+    called, so this is safe for untrusted files (``ULTRALYTICS_SAFE_LOAD=1``).
+
+    Raises:
+        ValueError: not a zip archive (the legacy format can only be read by full unpickling).
+        pickle.UnpicklingError: something torch's restricted unpickler refuses regardless (reported by torch).
+    """
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    entries = []
+    for qualified in names:
+        module, _, name = qualified.rpartition(".")
+        cls = None
+        if module.split(".", 1)[0] in _TRUSTED_PACKAGES:
+            try:
+                cls = stubs.find_class(module, name, _trusted_class)
+            except (ImportError, AttributeError):
+                pass
+        if cls is None:  # outside the trusted packages, or not resolvable there as a module class
+            if qualified not in stubs.stubbed:
+                stubs.stubbed.append(qualified)
+            cls = stub_class(module, name, stubs.hint)
+        entries.append((cls, qualified))
+    with torch.serialization.safe_globals(entries):
+        return torch.load(path, map_location="cpu", weights_only=True)

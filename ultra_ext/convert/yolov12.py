@@ -29,8 +29,9 @@ __all__ = ["LAYOUTS", "attention_layout", "upgrade_yolo12", "upgrade_yolo12_chec
 
 # layout → the attention submodules that identify it
 LAYOUTS = {"v1.0": ("qkv", "proj", "pe"), "turbo": ("qk", "v", "proj", "pe")}
-# layout → the MLP ratio stock parse_model (v1.0) and the authors' fork (turbo) give every A2C2f at scales l and x
-L_X_MLP_RATIO = {"v1.0": 1.2, "turbo": 1.5}
+# MLP ratios YOLO12 code bases build (N/S/M 2.0; L/X 1.2 stock v1.0, 1.5 turbo, 1.0 the seg/cls branches' argument
+# mix-up), tried in this order when reading a model's ratio from its MLP widths
+MLP_RATIOS = (2.0, 1.5, 1.2, 1.0)
 
 
 def attention_layout(attn: nn.Module) -> str:
@@ -73,21 +74,100 @@ def _model_layout(net: nn.Module) -> str | None:
     return layouts.pop() if layouts else None
 
 
-def _upgrade_yaml(d: dict, layout: str) -> dict:
-    """Stock YOLO12 model dict → the equivalent dict naming our classes (no implicit L/X special case)."""
-    d = deepcopy(d)
-    large = d.get("scale") in {"l", "x"}
-    for section in ("backbone", "head"):
-        for row in d.get(section) or []:
-            if row[2] == "A2C2f":
-                row[2] = "ultra_ext.A2C2fTurbo" if layout == "turbo" else "ultra_ext.A2C2f"
-                if large:  # parse_model appends (residual=True, mlp_ratio) to every A2C2f row at l/x
-                    row[3] = [*row[3], True, L_X_MLP_RATIO[layout]]
+def _attention_rows(net: nn.Module) -> dict[int, tuple[bool, float]]:
+    """``row → (residual, mlp_ratio)`` of each stock ``A2C2f`` row with attention, read from its weights: the residual
+    is on where the row has ``gamma``; the MLP ratio is the one of :data:`MLP_RATIOS` that gives every block's MLP
+    width (``int(dim * ratio)``, as the block builds it).
+
+    Reading the weights instead of the scale covers every code base at once: stock (L/X ``True, 1.2``), turbo
+    (``True, 1.5``) and the official seg/cls branches (residual on at N/S/M; ``1.5, True`` at L/X, i.e. residual on
+    and MLP ratio 1.0).
+
+    Raises:
+        ValueError: a block whose MLP width no ratio explains.
+    """
+    from ultralytics.nn.modules.block import A2C2f, ABlock
+
+    rows = {}
+    for i, layer in enumerate(net.model):
+        blocks = [m for m in layer.modules() if type(m) is ABlock] if type(layer) is A2C2f else []
+        if not blocks:
+            continue
+        widths = {(b.mlp[0].conv.in_channels, b.mlp[0].conv.out_channels) for b in blocks}
+        ratio = next((r for r in MLP_RATIOS if all(int(dim * r) == hidden for dim, hidden in widths)), None)
+        if ratio is None:
+            raise ValueError(
+                f"row {i} (A2C2f): MLP widths {sorted(widths)} (in, hidden) match none of the MLP ratios "
+                f"{MLP_RATIOS}; cannot write its YAML row"
+            )
+        rows[i] = (layer.gamma is not None, ratio)
+    return rows
+
+
+def _upgrade_yaml(net: nn.Module, layout: str) -> dict:
+    """The model's stock YOLO12 dict → the equivalent dict naming our classes, with each ``A2C2f`` row's residual
+    and MLP ratio written out as the weights have them (:func:`_attention_rows`; rows without attention, where both
+    are unused, take the model's values), so no implicit scale special case is left.
+
+    Raises:
+        ValueError: an ``A2C2f`` row whose arguments are not the stock ``[c2, a2, area]``.
+    """
+    d = deepcopy(net.yaml)
+    extras = _attention_rows(net)
+    shared = set(extras.values())
+    default = shared.pop() if len(shared) == 1 else (False, 2.0)
+    rows = [*(d.get("backbone") or []), *(d.get("head") or [])]
+    for i, row in enumerate(rows):
+        if row[2] != "A2C2f":
+            continue
+        if len(row[3]) != 3:
+            raise ValueError(f"row {i} (A2C2f) has args {row[3]}; the upgrade knows the stock [c2, a2, area] only")
+        row[2] = "ultra_ext.A2C2fTurbo" if layout == "turbo" else "ultra_ext.A2C2f"
+        row[3] = [*row[3], *extras.get(i, default)]
     return d
 
 
-def upgrade_yolo12(model: nn.Module) -> int:
-    """Swap stock YOLO12 attention classes for ultra_ext's in ``model`` (a ``YOLO`` or an ``nn.Module``).
+def _check_rebuild(net: nn.Module) -> None:
+    """Building the rewritten YAML gives exactly the upgraded model's parameters and buffers (names and shapes).
+
+    Raises:
+        ValueError: listing every difference.
+    """
+    import logging
+
+    from ultralytics.utils import LOGGER
+
+    from .mapping import raise_problems
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)  # ClassificationModel prints its summary even with verbose=False
+    try:
+        rebuilt = type(net)(deepcopy(net.yaml), verbose=False).state_dict()
+    except Exception as e:  # parse errors, and the stride probe's forward pass
+        raise ValueError(f"the upgraded YAML does not build ({type(e).__name__}: {e})") from e
+    finally:
+        LOGGER.setLevel(level)
+    have = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    built = {k: tuple(v.shape) for k, v in rebuilt.items()}
+    raise_problems(
+        "the upgraded YAML does not rebuild the model",
+        [
+            ("in the checkpoint only", sorted(have.keys() - built.keys())),
+            ("in the rebuilt model only", sorted(built.keys() - have.keys())),
+            ("shapes differ", [f"{k} {have[k]} vs {built[k]}" for k in sorted(have.keys() & built.keys())
+                               if have[k] != built[k]]),  # fmt: skip
+        ],
+    )
+
+
+def upgrade_yolo12(model: nn.Module, check: bool = False) -> int:
+    """Swap stock YOLO12 attention classes for ultra_ext's in ``model`` (a ``YOLO`` or an ``nn.Module``), in place;
+    the model's YAML dict is rewritten to match.
+
+    Args:
+        model: the model.
+        check: also rebuild the rewritten YAML and compare every parameter and buffer name and shape
+            (:func:`_check_rebuild`); done for checkpoints, where the YAML is what training resumes from.
 
     Returns:
         The number of modules upgraded (0 when the model has no stock YOLO12 attention).
@@ -99,6 +179,8 @@ def upgrade_yolo12(model: nn.Module) -> int:
     layout = _model_layout(net)
     if layout is None:
         return 0
+    has_yaml = isinstance(getattr(net, "yaml", None), dict)
+    new_yaml = _upgrade_yaml(net, layout) if has_yaml else None  # read from the stock classes, before the swap
     mapping = _class_map(layout)
     attention_cls = mapping[AAttn]
     count = 0
@@ -113,40 +195,77 @@ def upgrade_yolo12(model: nn.Module) -> int:
             m.attn_backend = None  # follow the process-wide backend
             m.last_backend = None
         count += 1
-    if count and isinstance(getattr(net, "yaml", None), dict):
-        net.yaml = _upgrade_yaml(net.yaml, layout)
+    if has_yaml:
+        net.yaml = new_yaml
+        if check:
+            _check_rebuild(net)
     return count
 
 
+def _runs(model: nn.Module, where: str) -> None:
+    """A 64×64 forward pass of a copy of ``model``.
+
+    Raises:
+        ValueError: it does not run (naming ``where``)."""
+    try:
+        with torch.no_grad():
+            deepcopy(model).float().eval()(torch.zeros(1, 3, 64, 64))
+    except Exception as e:
+        raise ValueError(f"{where}: the upgraded model does not run ({type(e).__name__}: {e})") from e
+
+
+def load_upgraded(src: str | Path, safe: bool = False) -> tuple[dict, int, str]:
+    """Read a YOLO12 checkpoint file and upgrade its ``model`` and ``ema`` entries in memory.
+
+    The file is read with torch's restricted unpickler (stock and ultra_ext classes real, nothing else run; see
+    :func:`~.checkpoint.load_foreign`). Each upgraded model is rebuilt from its rewritten YAML for comparison and
+    run once on a 64×64 image.
+
+    Returns:
+        ``(checkpoint dict, modules upgraded in its model entry, layout)``.
+
+    Raises:
+        ValueError: not a YOLO12 checkpoint (says what it is), no stock YOLO12 attention, an attention of neither
+            layout, a YAML that does not rebuild the model, or a model that does not run.
+    """
+    from .checkpoint import load_foreign
+    from .identify import identify
+    from .unpickle import StubPickle
+
+    found = identify(src)
+    if found.source != "yolov12":
+        raise ValueError(
+            f"{src}: {found.what}, not a YOLO12 checkpoint with stock attention classes; "
+            f"`ultra-ext convert {src} -o OUT.pt` detects what a file is and converts every source we support"
+        )
+    ckpt = load_foreign(src, StubPickle(fallback=("ultralytics",)), "YOLO12", safe=safe)
+    if not isinstance(ckpt, dict):
+        ckpt = {"model": ckpt}
+    count, layout = 0, None
+    for key in ("model", "ema"):
+        if isinstance(ckpt.get(key), nn.Module):
+            layout = layout or _model_layout(ckpt[key])
+            n = upgrade_yolo12(ckpt[key], check=True)
+            count = count or n
+            if n:
+                _runs(ckpt[key], f"{src} [{key!r}]")
+    if not count:
+        raise ValueError(f"{src}: no stock YOLO12 attention modules (AAttn/ABlock/A2C2f) to upgrade")
+    return ckpt, count, layout
+
+
 def upgrade_yolo12_checkpoint(src: str | Path, dst: str | Path) -> int:
-    """Upgrade an Ultralytics checkpoint file (``model`` and ``ema`` entries); write it to ``dst`` once the upgraded
-    model has run a forward pass (a 64×64 image), so a file that would not run is never written.
+    """Upgrade an Ultralytics checkpoint file (``model`` and ``ema`` entries, :func:`load_upgraded`); write it to
+    ``dst`` only once every check passed, so a file that would not load or run is never written.
 
     Returns:
         Modules upgraded in the ``model`` entry (``ema`` is upgraded alike).
 
     Raises:
-        ValueError: the checkpoint holds no stock YOLO12 attention, an attention of neither layout, or a model that
-            does not run after the upgrade (nothing is written then).
+        ValueError: see :func:`load_upgraded` (nothing is written then).
     """
-    ckpt = torch.load(src, map_location="cpu", weights_only=False)
-    count = 0
-    for key in ("model", "ema"):
-        if isinstance(ckpt.get(key), nn.Module):
-            n = upgrade_yolo12(ckpt[key])
-            count = count or n
-    if not count:
-        raise ValueError(f"{src}: no stock YOLO12 attention modules (AAttn/ABlock/A2C2f) to upgrade")
-    for key in ("model", "ema"):
-        if isinstance(ckpt.get(key), nn.Module):
-            try:
-                with torch.no_grad():
-                    deepcopy(ckpt[key]).float().eval()(torch.zeros(1, 3, 64, 64))
-            except Exception as e:
-                raise ValueError(
-                    f"{src}: the upgraded {key!r} model does not run ({type(e).__name__}: {e}); "
-                    f"nothing written to {dst}"
-                ) from e
+    ckpt, count, _ = load_upgraded(src)
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, dst)
     return count
 

@@ -79,6 +79,7 @@ def activate() -> None:
 
         from . import plugins, registry
         from .checkpoint_integrity import wrap_torch_safe_load
+        from .generalist_task import allow_model_class
         from .yaml_lookup import wrap_check_yaml, wrap_guess_model_scale
 
         added = registry.register_names(tasks.__dict__)
@@ -102,7 +103,11 @@ def activate() -> None:
             "torch_safe_load": tasks.torch_safe_load,
         }
         tasks.parse_model = patched
-        tasks.torch_safe_load = wrap_torch_safe_load(tasks.torch_safe_load, before=plugins.load_entry_points)
+        def before_loading() -> None:
+            plugins.load_entry_points()  # users' modules: safe loading must allow their classes
+            allow_model_class()  # ours, once ultra_ext.models.generalist has finished importing
+
+        tasks.torch_safe_load = wrap_torch_safe_load(tasks.torch_safe_load, before=before_loading)
         tasks.check_yaml = wrap_check_yaml(tasks.check_yaml)
         tasks.guess_model_scale = wrap_guess_model_scale(tasks.guess_model_scale)
         _rebind_package_exports(ul_nn, tasks)

@@ -60,13 +60,20 @@ def verify_checkpoint(path: str | Path) -> None:
 
 def wrap_torch_safe_load(original, before=None):
     """``torch_safe_load`` that verifies a local checkpoint file before loading it (and calls ``before()`` first:
-    the integration loads users' plugin modules there, so safe loading allows their classes)."""
+    the integration loads users' plugin modules there, so safe loading allows their classes), then gives the
+    installed translator (:mod:`.load_hooks`: official checkpoints converted in memory) the first say."""
+    from .load_hooks import get_translator
 
     @functools.wraps(original)
     def torch_safe_load(weight, *args, **kwargs):
         if before is not None:
             before()
         verify_checkpoint(weight)  # a name to download is not a file yet; the original resolves it
+        translator = get_translator()
+        if translator is not None:
+            loaded = translator(weight, original, args, kwargs)
+            if loaded is not None:
+                return loaded
         return original(weight, *args, **kwargs)
 
     torch_safe_load.ultra_ext_wrapped = original

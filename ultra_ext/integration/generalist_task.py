@@ -88,29 +88,53 @@ def _rebind_guess(tasks) -> None:
             module.guess_model_task = current
 
 
-def _register_task_map(yolo_cls) -> None:
-    """Add the task to ``YOLO.task_map``; allow-list its model for safe loading; install the export hooks."""
-    if "task_map" in _saved:
-        return
+def _task_entry() -> dict:
     from ..models import generalist  # Ultralytics' trainers are loaded with the YOLO class, so this is cheap now
 
-    stock = yolo_cls.__dict__["task_map"]
-    entry = {
+    return {
         "model": generalist.GeneralistModel,
         "trainer": generalist.GeneralistTrainer,
         "validator": generalist.GeneralistValidator,
         "predictor": generalist.GeneralistPredictor,
     }
 
+
+_model_class_allowed: list[bool] = []  # set once GeneralistModel is on torch's safe-load allow-list
+
+
+def allow_model_class() -> None:
+    """Put ``GeneralistModel`` (which checkpoints pickle) on torch's safe-load allow-list, once; a no-op while
+    ``ultra_ext.models.generalist`` is still being imported (its own imports load the YOLO class, which reaches
+    here through the startup hook): the next checkpoint load or ``task_map`` access does it then."""
+    if _model_class_allowed:
+        return
+    try:
+        from ..models.generalist import GeneralistModel
+    except ImportError:  # partially initialised (the name is not defined yet)
+        return
+    add_safe_globals = getattr(torch.serialization, "add_safe_globals", None)
+    if add_safe_globals is not None:  # ULTRALYTICS_SAFE_LOAD=1 must accept it
+        add_safe_globals([GeneralistModel])
+    _model_class_allowed.append(True)
+
+
+def _register_task_map(yolo_cls) -> None:
+    """Add the task to ``YOLO.task_map``; allow-list its model for safe loading; install the export hooks.
+
+    The task's classes are looked up when ``task_map`` is read, not here: this runs from the startup hook, possibly
+    in the middle of importing ``ultra_ext.models.generalist`` itself (whose imports load the YOLO class)."""
+    if "task_map" in _saved:
+        return
+    stock = yolo_cls.__dict__["task_map"]
+
     def task_map(self):
-        return {**stock.fget(self), TASK: entry}
+        allow_model_class()
+        return {**stock.fget(self), TASK: _task_entry()}
 
     task_map.__doc__ = stock.__doc__
     _saved["task_map"] = (yolo_cls, stock)
     yolo_cls.task_map = property(task_map)
-    add_safe_globals = getattr(torch.serialization, "add_safe_globals", None)
-    if add_safe_globals is not None:  # checkpoints pickle the model class; ULTRALYTICS_SAFE_LOAD=1 must accept it
-        add_safe_globals([generalist.GeneralistModel])
+    allow_model_class()
     install_onnx_output_names()
     export_check.install()
 

@@ -18,13 +18,14 @@ def test_every_yaml_is_listed_with_family_and_task():
         "yolov12-cls.yaml": ("YOLOv12", "classify"), "goldyolo-n.yaml": ("Gold-YOLO", "detect"),
         "yolov12-pose.yaml": ("YOLOv12", "pose"), "yolov12-obb.yaml": ("YOLOv12", "obb"),
         "yolov12-pst-pose.yaml": ("PST", "pose"), "yolov12-pst-obb.yaml": ("PST", "obb"),
+        "r18-pst.yaml": ("PST", "detect"), "r101-cls-pst.yaml": ("PST", "classify"),
         "yolo11-pst.yaml": ("PST", "detect"), "yolo11-cls-pst.yaml": ("PST", "classify"),
         "gyolo.yaml": ("Generalist YOLO", "detect"), "gyolo-seg.yaml": ("Generalist YOLO", "segment"),
         "gyolo-sem.yaml": ("Generalist YOLO", "semantic"), "gyolo-generalist.yaml": ("Generalist YOLO", "generalist"),
     }  # fmt: skip
     for file, (family, task) in expected.items():
         assert (ENTRIES[file].family, ENTRIES[file].task) == (family, task), file
-    assert len(ENTRIES) == 19 and all(e.paper != "–" for e in ENTRIES.values())
+    assert len(ENTRIES) == 25 and all(e.paper != "–" for e in ENTRIES.values())
 
 
 @pytest.mark.parametrize(

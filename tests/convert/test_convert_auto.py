@@ -215,3 +215,19 @@ def test_readers_cover_every_convertible_source():
 
     assert set(READERS) == set(CONVERTIBLE) and set(CONVERTIBLE) <= set(SOURCES)
     assert copy.copy(CONVERTIBLE) == ("yolov12", "pst", "goldyolo", "generalist")
+
+
+def test_released_turbo_weights_load_under_safe_loading(tmp_path, monkeypatch):
+    """ULTRALYTICS_SAFE_LOAD: the stock restricted load reads the stock classes, then the upgrade runs as usual."""
+    from ultralytics import YOLO
+    from ultralytics.nn import tasks
+
+    from ultra_ext.nn.yolov12 import AreaAttentionTurbo
+
+    ours, src = released_turbo_file(tmp_path / "yolov12n-turbo.pt")
+    monkeypatch.setattr(tasks, "SAFE_LOAD", True)
+    model = YOLO(str(src)).model
+    assert type(model.model[6].m[0][0].attn) is AreaAttentionTurbo
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.float().eval()(x)[0], ours.half().float()(x)[0], rtol=1e-4, atol=1e-3)

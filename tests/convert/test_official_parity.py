@@ -162,8 +162,10 @@ def _generalist_reference(ref: dict) -> list[torch.Tensor]:
     return [decoded, raw, coefficients, protos, semantic]
 
 
-def test_generalist_official_checkpoint_loads_and_matches(tmp_path, monkeypatch):
+def test_generalist_official_checkpoint_loads_and_matches(tmp_path, monkeypatch, capsys):
     from ultralytics import YOLO
+
+    from ultra_ext.cli import main
 
     from ultra_ext.models.generalist import GeneralistModel
 
@@ -188,6 +190,16 @@ def test_generalist_official_checkpoint_loads_and_matches(tmp_path, monkeypatch)
     perturbed = relative_errors(_generalist_outputs(model, ref["inputs"].double() / 255, channels), expected)
     print(f"PARITY generalist one weight × 1.01: {max(perturbed):.1e}")
     assert max(perturbed) > 1e-6, perturbed
+
+    capsys.readouterr()  # `ultra-ext convert` writes what YOLO(path) built, and says what it dropped
+    assert main(["convert", str(path), "-o", str(tmp_path / "gyolo-ultra.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "an official Generalist YOLO checkpoint" in out and "gyolo-generalist-l (nc=80, sem_nc=93)" in out
+    assert "dropped (no counterpart yet): PGI auxiliary branch (training only): 726 tensors" in out
+    assert "dropped (no counterpart yet): captioner (Grit): 127 tensors" in out
+    written = YOLO(str(tmp_path / "gyolo-ultra.pt")).model.state_dict()
+    loaded = yolo.model.state_dict()
+    assert written.keys() == loaded.keys() and all(torch.equal(written[k], loaded[k]) for k in loaded)
 
 
 def test_generalist_dropped_groups_are_reported_exactly():

@@ -388,3 +388,42 @@ def test_pose_and_obb_variants_are_the_detection_release_with_the_stock_head(tas
     assert gammas(model) == (1024 if scale == "l" else 128 + 256)  # rows 6 and 8: c2 at the scale's width
     assert gammas(det) == (1024 if scale == "l" else 0)
     assert isinstance(model.model[11], PST) and isinstance(model.model[14], PST)
+
+
+# the PST release's ResNet configs at their one released scale: parameters of the release (its fork built them)
+RESNET_PARAMS = {
+    "r18-pst-n.yaml": 16_487_664, "r50-pst-n.yaml": 26_049_520, "r101-pst-s.yaml": 50_276_608,
+    "r18-cls-pst-n.yaml": 19_698_632, "r50-cls-pst-n.yaml": 29_260_488, "r101-cls-pst-s.yaml": 54_423_368,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", RESNET_PARAMS)
+def test_resnet_variants_have_the_release_parameters(name):
+    from ultralytics.nn.tasks import ClassificationModel
+
+    cls = ClassificationModel if "-cls-" in name else DetectionModel
+    model = cls(name, verbose=False).eval()
+    assert sum(p.numel() for p in model.parameters()) == RESNET_PARAMS[name]
+    pst = [m for m in model.model if isinstance(m, PST)]
+    assert len(pst) == (1 if "-cls-" in name else 2)
+    size = 224 if "-cls-" in name else 128
+    with torch.no_grad():
+        y = model(torch.rand(1, 3, size, size))
+    if "-cls-" in name:
+        assert y[0].shape == (1, 1000)
+    else:
+        assert y[0].shape == (1, 84, 16 * 16 + 8 * 8 + 4 * 4)
+
+
+@pytest.mark.parametrize("name", ["r18-pst-n", "r18-cls-pst-n"])
+def test_resnet_variants_have_the_release_state_dict(name):
+    """Keys and shapes in order equal the fork's model (``tests/data/pst``), plus our ``gate_trained`` per PST."""
+    import json
+
+    from ultralytics.nn.tasks import ClassificationModel
+
+    cls = ClassificationModel if "-cls-" in name else DetectionModel
+    ours = [(k, list(v.shape)) for k, v in cls(f"{name}.yaml", verbose=False).state_dict().items()]
+    theirs = [tuple(e) for e in json.loads((REFERENCE.parent / f"official_state_dict_{name}.json").read_text())]
+    assert [e for e in ours if not e[0].endswith("gate_trained")] == theirs
+    assert len(ours) - len(theirs) == (1 if "-cls-" in name else 2)

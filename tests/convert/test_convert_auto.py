@@ -231,3 +231,22 @@ def test_released_turbo_weights_load_under_safe_loading(tmp_path, monkeypatch):
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model.float().eval()(x)[0], ours.half().float()(x)[0], rtol=1e-4, atol=1e-3)
+
+
+def test_a_training_checkpoint_with_ema_only_and_numpy_state_converts(tmp_path, capsys):
+    """What the fork writes mid-training: ``model`` None, the EMA model, numpy training state. The numpy objects are
+    read as stubs (never run), dropped from the rewritten file, and the model converts."""
+    import numpy as np
+    from ultralytics import YOLO
+
+    from ultra_ext.nn.yolov12 import A2C2fTurbo
+
+    _, released = _as_released_turbo("n")
+    src, dst = tmp_path / "last.pt", tmp_path / "converted.pt"
+    torch.save({"model": None, "ema": released.half(), "best_fitness": np.float64(0.25), "epoch": 3,
+                "train_metrics": {"fitness": np.float64(0.25)}}, src)  # fmt: skip
+    assert type(YOLO(str(src)).model.model[6]) is A2C2fTurbo
+    assert main(["convert", str(src), "-o", str(dst)]) == 0
+    ckpt = torch.load(dst, weights_only=False)
+    assert ckpt["best_fitness"] is None and ckpt["train_metrics"] is None and ckpt["epoch"] == 3
+    assert type(YOLO(str(dst)).model.model[6]) is A2C2fTurbo

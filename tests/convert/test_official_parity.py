@@ -12,7 +12,10 @@ float32 to 1e-4 of the output's largest magnitude; then scales one weight by 1.0
 fails.
 
 Sources: sunsmarterjie/yolov12 branch ``main`` @ d3cbe10 (turbo detection), ``Seg`` @ 97a5f2c, ``Cls`` @ 726014c;
-WongKinYiu/GeneralistYOLO @ 42d565e (``models/caption/gyolo.yaml``).
+WongKinYiu/GeneralistYOLO @ 42d565e (``models/caption/gyolo.yaml``); huawei-noah/Efficient-Computing @ 225ddd2
+(``Detection/Gold-YOLO``, ``configs/gold_yolo-n.py``; its one mmcv layer, 1×1 conv + BN, stood in by a scratch shim);
+inlmouse/PyramidSparseTransformer @ 77608f8 (``yolo11-pst.yaml`` n, fine stage off and at k = 8 without the fork's
+Gumbel noise).
 """
 
 from __future__ import annotations
@@ -272,3 +275,89 @@ def test_every_official_yolov12_scale_has_the_official_state_dict(name):
     assert upgrade_yolo12(released, check=True) > 0
     rows = [r for r in released.yaml["backbone"] + released.yaml["head"] if r[2] == "ultra_ext.A2C2fTurbo"]
     assert {tuple(r[3][3:]) for r in rows} == {(residual, mlp_ratio)}
+
+
+# ------------------------------------------------------------------------------------------------ Gold-YOLO
+def test_goldyolo_official_checkpoint_loads_and_matches(tmp_path, monkeypatch):
+    """Gold-YOLO-N as the official code pickles it (yolov6/gold_yolo/mmcv classes, fp32 here). Its eval output is
+    (B, A, 4 + 1 + nc): xywh boxes in pixels, a constant 1 where YOLOv6 once had objectness, sigmoid scores."""
+    from ultralytics import YOLO
+
+    manifest = read_goldyolo_manifest()
+    ref = torch.load(MANIFESTS / "goldyolo" / "reference_n.pt", weights_only=True)
+    sd = random_state_dict(manifest, 0)
+    sd.update(ref["bn_stats"])
+    sd["detect.proj"] = torch.arange(17.0)  # the official model's own fixed DFL ramp (unused by N, checked by us)
+    sd["detect.proj_conv.weight"] = torch.arange(17.0).view(1, 17, 1, 1)
+    classes = {
+        "": foreign_class(monkeypatch, "yolov6.models.yolo", "Model"),
+        "neck": foreign_class(monkeypatch, "gold_yolo.reppan", "RepGDNeck"),
+        "detect": foreign_class(monkeypatch, "yolov6.models.effidehead", "Detect"),
+    }
+    path = tmp_path / "Gold_n.pt"
+    torch.save({"model": module_tree(sd, classes), "ema": None, "optimizer": None, "epoch": 0}, path)
+    monkeypatch.undo()
+    yolo = YOLO(str(path))
+    assert yolo.model.yaml["reg_max"] == 1 and yolo.model.yaml["scale"] == "n"
+    det = ref["outputs"][0]  # (B, A, 85)
+    assert torch.equal(det[..., 4], torch.ones_like(det[..., 4]))
+    expected = [det[..., :4].transpose(1, 2), det[..., 5:].transpose(1, 2)]
+    for dtype, tolerance in ((torch.float64, 1e-9), (torch.float32, 1e-4)):
+        model = copy.deepcopy(yolo.model).to(dtype).eval()
+        with torch.no_grad():
+            y = model((ref["inputs"].double() / 255).to(dtype))[0]
+        errors = relative_errors([y[:, :4], y[:, 4:]], expected)
+        print(f"\nPARITY goldyolo n {dtype} max relative error {max(errors):.1e}")
+        assert max(errors) <= tolerance, (dtype, errors)
+    model = copy.deepcopy(yolo.model).double().eval()
+    with torch.no_grad():  # the comparison can fail: one weight of the low-stage gather × 1.01
+        model.model[11].reduce.conv.weight.mul_(1.01)
+        y = model(ref["inputs"].double() / 255)[0]
+    perturbed = relative_errors([y[:, :4], y[:, 4:]], expected)
+    print(f"PARITY goldyolo n one weight × 1.01: {max(perturbed):.1e}")
+    assert max(perturbed) > 1e-6, perturbed
+
+
+def read_goldyolo_manifest() -> list[tuple[str, tuple]]:
+    data = json.loads((MANIFESTS / "goldyolo" / "official_state_dict_n.json").read_text())
+    return [(k, tuple(s)) for k, s in data["keys"]]
+
+
+# ------------------------------------------------------------------------------------------------ PST
+@pytest.mark.parametrize("topk", [0, 8])
+def test_pst_official_checkpoint_loads_and_matches(tmp_path, monkeypatch, topk):
+    """The PST release's n model as its fork pickles it (the fork's PST classes, which stock Ultralytics lacks),
+    coarse-only (the fork's default) and with the fine stage at k = 8 (the stored gate: ``gate='learned'``)."""
+    from ultralytics import YOLO
+
+    from ultra_ext.nn.pst import set_pst_options
+
+    data = json.loads((MANIFESTS / "pst" / "official_state_dict_yolov12-pst-n.json").read_text())
+    ref = torch.load(MANIFESTS / "pst" / "reference_yolov12-pst-n.pt", weights_only=True)
+    sd = random_state_dict([(k, tuple(s)) for k, s in data["keys"]], 0)
+    sd.update(ref["bn_stats"])
+    sd["model.21.dfl.conv.weight"] = DFL_RAMP.clone()
+    fork_pst = foreign_class(monkeypatch, "ultralytics.nn.modules.block", "PST")
+    fork_attn = foreign_class(monkeypatch, "ultralytics.nn.modules.block", "PSAttn")
+    classes = {"model.11": fork_pst, "model.14": fork_pst,
+               "model.11.attnlayer_0.attn": fork_attn, "model.14.attnlayer_0.attn": fork_attn}  # fmt: skip
+    path = tmp_path / "yolo11n-pst.pt"
+    torch.save({"model": module_tree(sd, classes), "ema": None, "epoch": -1, "train_args": {}}, path)
+    monkeypatch.undo()
+    yolo = YOLO(str(path))
+    assert set_pst_options(yolo.model, topk=topk, gate="learned") == 2
+    expected = [ref["outputs"][f"k{topk}"][0]]
+    for dtype, tolerance in ((torch.float64, 1e-9), (torch.float32, 1e-4)):
+        model = copy.deepcopy(yolo.model).to(dtype).eval()
+        with torch.no_grad():
+            y = model((ref["inputs"].double() / 255).to(dtype))[0]
+        errors = relative_errors([y], expected)
+        print(f"\nPARITY pst n k={topk} {dtype} max relative error {max(errors):.1e}")
+        assert max(errors) <= tolerance, (dtype, errors)
+    model = copy.deepcopy(yolo.model).double().eval()
+    with torch.no_grad():  # the comparison can fail: one weight of the first PST × 1.01
+        model.model[11].cv1.conv.weight.mul_(1.01)
+        y = model(ref["inputs"].double() / 255)[0]
+    perturbed = relative_errors([y], expected)
+    print(f"PARITY pst n k={topk} one weight × 1.01: {max(perturbed):.1e}")
+    assert max(perturbed) > 1e-6, perturbed

@@ -50,17 +50,18 @@ def _upgrade_turbo(ckpt: dict, path: Path) -> None:
     from .identify import SOURCES
     from .yolov12 import _model_layout, upgrade_yolo12
 
-    upgraded = []
+    upgraded = []  # (module, modules upgraded) per entry; training checkpoints hold only "ema"
     for key in ("model", "ema"):
         m = ckpt.get(key) if isinstance(ckpt, dict) else None
         if isinstance(m, nn.Module) and _model_layout(m) == "turbo":
             try:
-                upgraded.append(upgrade_yolo12(m, check=True))
+                upgraded.append((m, upgrade_yolo12(m, check=True)))
             except ValueError as e:
                 raise ValueError(f"{path}: {SOURCES['yolov12']}, but ultra_ext cannot convert it: {e}") from e
     if upgraded:
-        name = Path((ckpt["model"].yaml or {}).get("yaml_file") or path.stem).stem
-        _notice(path, "a YOLO12 checkpoint with the authors' turbo attention", f"{name} ({upgraded[0]} modules)", [])
+        model, count = upgraded[0]
+        name = Path((getattr(model, "yaml", None) or {}).get("yaml_file") or path.stem).stem
+        _notice(path, "a YOLO12 checkpoint with the authors' turbo attention", f"{name} ({count} modules)", [])
 
 
 def translate(weight, load, args: tuple, kwargs: dict):
@@ -85,7 +86,6 @@ def translate(weight, load, args: tuple, kwargs: dict):
         _upgrade_turbo(ckpt, path)
         return ckpt, file
     return None
-
 
 
 def install() -> None:

@@ -12,7 +12,7 @@ stubbed (see :class:`StubPickle`):
 
 Everything else (torch, numpy, builtins) is resolved normally: this is full unpickling, so only load trusted files.
 :func:`restricted_load` reads ``torch.save`` zip archives with the same stub policy under torch's ``weights_only``
-unpickler instead: only ``nn.Module`` classes of torch, Ultralytics and ultra_ext are real, everything else a stub,
+unpickler instead: only classes of torch, Ultralytics and ultra_ext are real, everything else a stub,
 and no function named by the file ever runs.
 
 Example:
@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["OfficialStub", "StubPickle", "restricted_load", "stub_class"]
+__all__ = ["OfficialStub", "StubPickle", "drop_stubbed_entries", "restricted_load", "stub_class"]
 
 # packages whose nn.Module classes a restricted load may construct for real (everything else becomes a stub)
 _TRUSTED_PACKAGES = ("torch", "ultralytics", "ultra_ext")
@@ -145,21 +145,22 @@ class StubPickle(types.ModuleType):
 
 
 def _trusted_class(module: str, name: str) -> type:
-    """The real class ``module.name`` when it is an ``nn.Module`` of torch, Ultralytics or ultra_ext; else raises
-    ``AttributeError`` (so the caller stubs it). Functions and other objects never resolve: nothing of the file runs."""
+    """The real class ``module.name`` when it is a class of torch, Ultralytics or ultra_ext (modules, and what
+    Ultralytics keeps on them: its argument namespace, loss objects); else raises ``AttributeError`` (so the caller
+    stubs it). Functions and other objects never resolve: nothing named by the file runs."""
     if module.split(".", 1)[0] not in _TRUSTED_PACKAGES:
         raise AttributeError(f"{module}.{name} is not trusted")
     obj = importlib.import_module(module)
     for part in name.split("."):
         obj = getattr(obj, part)
-    if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
-        raise AttributeError(f"{module}.{name} is not a module class")
+    if not isinstance(obj, type):
+        raise AttributeError(f"{module}.{name} is not a class")
     return obj
 
 
 def restricted_load(path: str | Path, stubs: StubPickle):
     """``torch.load(weights_only=True)`` of a ``torch.save`` zip archive, with every global the file names allowed as
-    a class: the real one for ``nn.Module`` classes of torch, Ultralytics and ultra_ext that ``stubs`` would not stub,
+    a class: the real one for classes of torch, Ultralytics and ultra_ext that ``stubs`` would not stub,
     a weight-holding stub for everything else (``stubs.stubbed`` lists those). No function the file names is ever
     called, so this is safe for untrusted files (``ULTRALYTICS_SAFE_LOAD=1``).
 
@@ -184,3 +185,23 @@ def restricted_load(path: str | Path, stubs: StubPickle):
         entries.append((cls, qualified))
     with torch.serialization.safe_globals(entries):
         return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _holds_stub(value) -> bool:
+    if isinstance(value, OfficialStub):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_stub(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_stub(v) for v in value)
+    return False
+
+
+def drop_stubbed_entries(ckpt: dict) -> list[str]:
+    """Set top-level checkpoint entries that are or hold stubs to ``None``, so the checkpoint can be
+    written again (a stub pickles under its foreign name, which may clash with a real class); returns their keys.
+    What a stub stands for here is training state (e.g. a numpy ``best_fitness``), never weights."""
+    dropped = [k for k, v in ckpt.items() if _holds_stub(v)]  # a real model is never a stub
+    for k in dropped:
+        ckpt[k] = None
+    return dropped

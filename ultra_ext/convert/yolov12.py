@@ -230,7 +230,7 @@ def load_upgraded(src: str | Path, safe: bool = False) -> tuple[dict, int, str]:
     """
     from .checkpoint import load_foreign
     from .identify import identify
-    from .unpickle import StubPickle
+    from .unpickle import StubPickle, drop_stubbed_entries
 
     found = identify(src)
     if found.source != "yolov12":
@@ -241,6 +241,7 @@ def load_upgraded(src: str | Path, safe: bool = False) -> tuple[dict, int, str]:
     ckpt = load_foreign(src, StubPickle(fallback=("ultralytics",)), "YOLO12", safe=safe)
     if not isinstance(ckpt, dict):
         ckpt = {"model": ckpt}
+    drop_stubbed_entries(ckpt)  # e.g. a numpy best_fitness of a training checkpoint: not needed, not re-writable
     count, layout = 0, None
     for key in ("model", "ema"):
         if isinstance(ckpt.get(key), nn.Module):

@@ -51,7 +51,7 @@ def test_each_source_is_recognised_by_its_classes(tmp_path, monkeypatch, fork_ch
         "yolo12n.pt": ("yolov12", ["ultralytics.nn.modules.block.AAttn"]),
         "turbo.pt": ("yolov12", ["ultralytics.nn.modules.block.AAttn"]),
         "ours.pt": ("ultra_ext", None),
-        "gold.pt": ("goldyolo", ["yolov6.models.yolo.Model", "gold_yolo.reppan.RepGDNeck"]),
+        "gold.pt": ("goldyolo", ["gold_yolo.reppan.RepGDNeck"]),
     }
     for name, (source, evidence) in expected.items():
         found = identify(tmp_path / name)
@@ -127,6 +127,7 @@ def test_convert_command_goldyolo_and_pst(tmp_path, monkeypatch, capsys, fork_ch
     assert main(["convert", str(gold), "-o", str(tmp_path / "gold.pt"), "--dfl"]) == 0
     out = capsys.readouterr().out
     assert "an official Gold-YOLO checkpoint" in out and "goldyolo-n (nc=80, reg_max=17)" in out
+    assert "(pickled gold_yolo.reppan.RepGDNeck)" in out
     assert YOLO(str(tmp_path / "gold.pt")).model.model[-1].reg_max == 17
     written = torch.load(tmp_path / "gold.pt", weights_only=False)["model"]
     assert next(written.parameters()).dtype == torch.float16  # an fp16 source is written fp16: nothing lost
@@ -201,10 +202,11 @@ def test_a_recognised_file_that_does_not_convert_fails_loading(tmp_path, monkeyp
 
     sd = goldyolo_state_dict("n")
     del sd["neck.low_IFM.0.conv.weight"]
-    Model = foreign_class(monkeypatch, "yolov6.models.yolo", "Model")
-    torch.save({"model": module_tree(sd, root_class=Model)}, tmp_path / "Gold_n.pt")
+    classes = {"": foreign_class(monkeypatch, "yolov6.models.yolo", "Model"),
+               "neck": foreign_class(monkeypatch, "gold_yolo.reppan", "RepGDNeck")}  # fmt: skip
+    torch.save({"model": module_tree(sd, classes)}, tmp_path / "Gold_n.pt")
     monkeypatch.undo()
-    expected = "an official Gold-YOLO checkpoint .* but ultra_ext cannot convert it: (.|\n)*receive nothing: model.11.reduce"
+    expected = "an official Gold-YOLO checkpoint .* cannot convert it: (.|\n)*receive nothing: model.11.reduce"
     with pytest.raises(ValueError, match=expected):
         YOLO(str(tmp_path / "Gold_n.pt"))
 
@@ -250,3 +252,25 @@ def test_a_training_checkpoint_with_ema_only_and_numpy_state_converts(tmp_path, 
     ckpt = torch.load(dst, weights_only=False)
     assert ckpt["best_fitness"] is None and ckpt["train_metrics"] is None and ckpt["epoch"] == 3
     assert type(YOLO(str(dst)).model.model[6]) is A2C2fTurbo
+
+
+def test_plain_yolov6_is_not_called_gold_yolo(tmp_path, monkeypatch):
+    model = foreign_class(monkeypatch, "yolov6.models.yolo", "Model")()
+    torch.save({"model": model}, tmp_path / "yolov6n.pt")
+    monkeypatch.undo()
+    with pytest.raises(NotConvertible, match="classes from YOLOv6 .*pickled classes: yolov6.models.yolo.Model"):
+        identify_for_conversion(tmp_path / "yolov6n.pt")
+
+
+def test_stock_checkpoints_skip_the_class_scan(tmp_path, monkeypatch):
+    """Ultralytics' own checkpoints have no marker class name: the translator returns before walking the pickle."""
+    from ultralytics import YOLO
+
+    from ultra_ext.convert import identify as identify_module
+
+    torch.save({"model": DetectionModel("yolo11n.yaml", verbose=False)}, tmp_path / "yolo11n.pt")
+    calls = []
+    monkeypatch.setattr(identify_module, "identify", lambda p: calls.append(p))
+    assert identify_module.might_be_foreign(tmp_path / "yolo11n.pt") is False
+    YOLO(str(tmp_path / "yolo11n.pt"))
+    assert calls == []

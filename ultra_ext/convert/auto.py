@@ -40,32 +40,32 @@ class Converted:
     dropped: list[str] = field(default_factory=list)
 
 
-def _yolov12(path: Path, options: dict, safe: bool) -> Converted:
+def _yolov12(path: Path, options: dict) -> Converted:
     from .yolov12 import load_upgraded
 
-    ckpt, count, layout = load_upgraded(path, safe=safe)
+    ckpt, count, layout = load_upgraded(path)
     model = ckpt.get("ema") or ckpt["model"]
     cfg = model.yaml
     name = Path(cfg.get("yaml_file") or "yolo12").stem
     return Converted(ckpt, "yolov12", f"{name} ({layout} attention, {count} modules upgraded, nc={cfg['nc']})")
 
 
-def _goldyolo(path: Path, options: dict, safe: bool) -> Converted:
+def _goldyolo(path: Path, options: dict) -> Converted:
     from .checkpoint import ultralytics_checkpoint
     from .goldyolo import load_official_checkpoint, official_to_ultra_ext
 
-    sd = load_official_checkpoint(path, safe=safe)
+    sd = load_official_checkpoint(path)
     model = official_to_ultra_ext(sd, options.get("scale"), prefer_dfl=options.get("dfl", False), verbose=False)
     cfg = model.yaml
     summary = f"goldyolo-{cfg['scale']} (nc={cfg['nc']}, reg_max={cfg['reg_max']})"
     return Converted(ultralytics_checkpoint(model, source=path.name, half=False), "goldyolo", summary)
 
 
-def _pst(path: Path, options: dict, safe: bool) -> Converted:
+def _pst(path: Path, options: dict) -> Converted:
     from .checkpoint import ultralytics_checkpoint
     from .pst import load_pst_checkpoint, pst_to_ultra_ext
 
-    sd, info = load_pst_checkpoint(path, safe=safe)
+    sd, info = load_pst_checkpoint(path)
     gate = options.get("gate") or "auto"
     model = pst_to_ultra_ext(sd, options.get("scale"), names=info.get("names"), gate=gate, verbose=False)
     cfg = model.yaml
@@ -73,11 +73,11 @@ def _pst(path: Path, options: dict, safe: bool) -> Converted:
     return Converted(ultralytics_checkpoint(model, info.get("names"), path.name, half=False), "pst", summary)
 
 
-def _generalist(path: Path, options: dict, safe: bool) -> Converted:
+def _generalist(path: Path, options: dict) -> Converted:
     from .checkpoint import ultralytics_checkpoint
     from .generalist import generalist_to_ultra_ext, load_generalist_checkpoint
 
-    sd, info = load_generalist_checkpoint(path, safe=safe)
+    sd, info = load_generalist_checkpoint(path)
     model, dropped = generalist_to_ultra_ext(sd, options.get("scale"), names=info.get("names"), verbose=False)
     cfg = model.yaml
     head = cfg["head"][-1][3]
@@ -125,7 +125,7 @@ def identify_for_conversion(path: str | Path) -> Identification:
             sources we accept.
     """
     found = identify(path)
-    if found.source == "unknown" and found.classes is not None and not [c for c in found.classes if "." in c]:
+    if found.source == "unknown" and not found.classes:  # tensors only (or not a zip archive): a bare state dict?
         found.source = _bare_state_dict_source(found.path)
     if found.source in ("ultra_ext", "ultralytics"):
         raise NotConvertible(f"{found.path}: {found.what}; there is nothing to convert")
@@ -134,12 +134,11 @@ def identify_for_conversion(path: str | Path) -> Identification:
     return found
 
 
-def convert_checkpoint(path: str | Path, safe: bool = False, **options) -> Converted:
+def convert_checkpoint(path: str | Path, **options) -> Converted:
     """Identify ``path`` and convert it to an Ultralytics checkpoint dict of our model.
 
     Args:
         path: the checkpoint file.
-        safe: read it only with torch's restricted unpickler (``ULTRALYTICS_SAFE_LOAD``).
         **options: ``scale`` (a check: the scale is read from the weights), ``dfl`` (Gold-YOLO distilled N/S: the
             auxiliary DFL box branch), ``gate`` (PST gate policy).
 
@@ -149,7 +148,7 @@ def convert_checkpoint(path: str | Path, safe: bool = False, **options) -> Conve
         ValueError: the source's converter found problems (one message listing all of them).
     """
     found = identify_for_conversion(path)
-    return READERS[found.source](found.path, options, safe)
+    return READERS[found.source](found.path, options)
 
 
 def _half_if_lossless(ckpt: dict) -> dict:
@@ -183,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         found = identify_for_conversion(args.checkpoint)
         print(f"{args.checkpoint}: {found.what} (pickled {', '.join(found.evidence) or 'tensors only'})")
-        done = READERS[found.source](found.path, {"scale": args.scale, "dfl": args.dfl, "gate": args.gate}, False)
+        done = READERS[found.source](found.path, {"scale": args.scale, "dfl": args.dfl, "gate": args.gate})
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

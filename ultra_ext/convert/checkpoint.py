@@ -9,7 +9,6 @@ reads them from the model.
 from __future__ import annotations
 
 import pickle
-import zipfile
 from copy import deepcopy
 from datetime import datetime
 from pathlib import Path
@@ -27,42 +26,23 @@ __all__ = [
 ]
 
 
-def load_foreign(path: str | Path, pickle_module, what: str, safe: bool = False):
-    """Read a foreign checkpoint on the CPU, its foreign classes replaced by ``pickle_module``'s stubs
-    (a :class:`~.unpickle.StubPickle`).
-
-    ``torch.save`` zip archives are read by :func:`~.unpickle.restricted_load` (``weights_only``: no function the file
-    names runs); where torch's restricted unpickler refuses something (e.g. an exotic object in the training state)
-    and ``safe`` is off, the file is read again by full unpickling, which only trusted files deserve. The legacy
-    non-zip format needs full unpickling.
+def load_foreign(path: str | Path, pickle_module, what: str):
+    """Read a foreign checkpoint on the CPU with :func:`~.unpickle.restricted_load`: ``pickle_module`` (a
+    :class:`~.unpickle.StubPickle`) resolves only vetted torch / Ultralytics / ultra_ext classes and stubs everything
+    else, so no function the file names runs; files from anywhere are safe to read (``ULTRALYTICS_SAFE_LOAD`` or
+    not).
 
     Raises:
-        FileNotFoundError: no such file. ValueError: the file is not a readable PyTorch checkpoint, or ``safe`` and it
-            cannot be read without full unpickling.
+        FileNotFoundError: no such file. ValueError: the file is not a readable PyTorch checkpoint.
     """
     from .unpickle import restricted_load
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} checkpoint not found: {path}")
-    refused = None
-    if zipfile.is_zipfile(path):
-        try:
-            return restricted_load(path, pickle_module)
-        except pickle.UnpicklingError as e:  # a global or opcode torch refuses under weights_only
-            refused = e
-        except (RuntimeError, EOFError, ValueError, KeyError) as e:
-            raise ValueError(f"{path}: cannot read it as a PyTorch checkpoint ({type(e).__name__}: {e})") from e
-    if safe:
-        reason = f"torch's restricted unpickler refused it ({refused})" if refused else "it is not a zip archive"
-        raise ValueError(
-            f"{path}: cannot read it without full unpickling ({reason}); safe loading is on (ULTRALYTICS_SAFE_LOAD), "
-            f"so it is not read. If you trust the file, convert it once with `ultra-ext convert {path} -o OUT.pt`"
-        )
-    pickle_module.stubbed.clear()
     try:
-        return torch.load(path, map_location="cpu", pickle_module=pickle_module, weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ImportError) as e:
+        return restricted_load(path, pickle_module)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError, TypeError) as e:
         raise ValueError(f"{path}: cannot read it as a PyTorch checkpoint ({type(e).__name__}: {e})") from e
 
 

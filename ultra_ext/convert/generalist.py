@@ -127,11 +127,11 @@ def _state_dict_of(obj, where: str) -> dict[str, torch.Tensor]:
     raise ValueError(f"{where}: not a Generalist YOLO checkpoint: it holds a {type(obj).__name__}")
 
 
-def load_generalist_checkpoint(path: str | Path, safe: bool = False) -> tuple[dict[str, torch.Tensor], dict]:
+def load_generalist_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Read the weights of an official Generalist YOLO checkpoint without the official code.
 
     Classes of ``models.*`` and ``utils.*`` (the official code base) become stubs, as does anything else outside
-    torch (numpy training state, paths); see :func:`~.checkpoint.load_foreign` for ``safe``.
+    torch (numpy training state, paths); nothing the file names runs (:func:`~.checkpoint.load_foreign`).
 
     Returns:
         ``(state_dict, info)``: floating tensors float32 on the CPU; ``info`` has ``names`` (dict) where the model
@@ -142,7 +142,7 @@ def load_generalist_checkpoint(path: str | Path, safe: bool = False) -> tuple[di
         ValueError: unreadable, or not a Generalist YOLO checkpoint (no ``model.55.uconv2`` semantic conv).
     """
     stubs = StubPickle(always=_STUB_PACKAGES, hint=_STUB_HINT)
-    obj = load_foreign(path, stubs, "Generalist YOLO", safe=safe)
+    obj = load_foreign(path, stubs, "Generalist YOLO")
     sd = clean_state_dict(_state_dict_of(obj, str(path)))
     if _SEMANTIC not in sd:
         prefixes = sorted({".".join(k.split(".")[:2]) for k in sd})[:MAX_LISTED]
@@ -196,12 +196,10 @@ def map_generalist_state_dict(
         [("official keys no rule places", unplaced), ("keys of ours that receive nothing", empty),
          ("shape mismatches", shapes)],  # fmt: skip
     )
-    dropped = [
-        f"{title}: {len(keys)} tensors, {sum(state_dict[k].numel() for k in keys if state_dict[k].is_floating_point()):,}"
-        f" values"
-        for title, keys in groups.items()
-        if keys
-    ]
+    def values(keys: list[str]) -> int:
+        return sum(state_dict[k].numel() for k in keys if state_dict[k].is_floating_point())
+
+    dropped = [f"{title}: {len(keys)} tensors, {values(keys):,} values" for title, keys in groups.items() if keys]
     return mapping, dropped
 
 

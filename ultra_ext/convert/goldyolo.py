@@ -110,18 +110,16 @@ def _check_gold_yolo(sd: dict[str, torch.Tensor], where: str) -> None:
         )
 
 
-def load_official_checkpoint(path: str | Path, safe: bool = False) -> dict[str, torch.Tensor]:
+def load_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Read the model weights of an official Gold-YOLO checkpoint, without the official code.
 
     Accepts the official ``.pt`` files (a pickled YOLOv6-style dict whose ``ema`` or ``model`` entry is the whole
     module, usually fp16), a pickled module, a plain state dict, or ``{'model': state_dict}``. Classes of
-    ``yolov6``, ``gold_yolo`` and ``mmcv`` become :class:`OfficialStub` subclasses; everything else (torch, numpy,
-    builtins) is resolved normally — this is full unpickling, so only load files you trust.
+    ``yolov6``, ``gold_yolo`` and ``mmcv`` become :class:`OfficialStub` subclasses, as does anything else outside
+    the vetted torch / Ultralytics classes: the read is restricted, nothing the file names runs.
 
     Args:
         path: checkpoint file.
-        safe: refuse files that torch's restricted (``weights_only``) unpickler cannot read, instead of reading them
-            by full unpickling (see :func:`~.checkpoint.load_foreign`).
 
     Returns:
         The official state dict (``backbone.*``, ``neck.*``, ``detect.*``): floating tensors as float32 on the CPU,
@@ -131,7 +129,7 @@ def load_official_checkpoint(path: str | Path, safe: bool = False) -> dict[str, 
         FileNotFoundError: no such file.
         ValueError: the file is unreadable or holds no Gold-YOLO weights.
     """
-    obj = load_foreign(path, _stub_pickle(), "Gold-YOLO", safe=safe)
+    obj = load_foreign(path, _stub_pickle(), "Gold-YOLO")
     sd = clean_state_dict(_extract_state_dict(obj, str(path)))
     _check_gold_yolo(sd, str(path))
     return sd

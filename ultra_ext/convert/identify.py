@@ -9,7 +9,7 @@ source                    pickled classes that identify it
 ``yolov12``               stock ``ultralytics.nn.modules.block.AAttn`` (stock YOLO12 = v1.0 layout, or the YOLOv12
                           authors' fork: turbo detection, seg and cls branches; the layout is read after loading)
 ``pst``                   ``ultralytics.nn.modules.block.PST`` / ``PSAttn`` / ``PSAttnBlock`` (the PST fork)
-``goldyolo``              anything under ``gold_yolo.*`` or ``yolov6.*`` (the official YOLOv6 fork)
+``goldyolo``              anything under ``gold_yolo.*`` (the official YOLOv6 fork; plain YOLOv6 is ``unknown``)
 ``generalist``            ``models.*`` (a YOLOv9-style code base) with the Generalist head ``DualDPanoptic``,
                           captioner ``Grit`` or block ``RepNCSPELAN4B``
 ``ultra_ext``             anything under ``ultra_ext.*``: already ours, nothing to convert
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["SOURCES", "Identification", "describe_unknown", "identify", "pickled_globals"]
+__all__ = ["SOURCES", "Identification", "describe_unknown", "identify", "might_be_foreign", "pickled_globals"]
 
 # source → what it is, in the words of messages
 SOURCES = {
@@ -48,6 +48,7 @@ _AATTN = "ultralytics.nn.modules.block.AAttn"
 # top-level package of a pickled class → the framework it suggests (for the message about an unknown file)
 _FRAMEWORKS = {
     "models": "a YOLOv5/YOLOv7/YOLOv9-style code base (classes under models.*)",
+    "yolov6": "YOLOv6 (meituan/YOLOv6; Gold-YOLO checkpoints also pickle gold_yolo.* classes, this one does not)",
     "mmdet": "MMDetection",
     "mmcv": "OpenMMLab (mmcv)",
     "detectron2": "Detectron2",
@@ -84,32 +85,44 @@ class Identification:
         return SOURCES.get(self.source, "an unrecognised checkpoint")
 
 
-def pickled_globals(path: str | Path) -> list[str] | None:
-    """Every global (``module.name``) the pickle of a ``torch.save`` zip archive names, in first-seen order, read
-    from its opcodes without unpickling anything; ``None`` for other files (the legacy non-zip format, or not a
-    checkpoint at all). torch's own scan (``get_unsafe_globals_in_checkpoint``) is not used: it leaves out whatever
-    the process has allow-listed, and Ultralytics' safe loading allow-lists classes for the life of the process."""
-    path = Path(path)
+def _pickle_bytes(path: Path) -> bytes | None:
+    """The pickle record of a ``torch.save`` zip archive; ``None`` for other files."""
     if not zipfile.is_zipfile(path):
         return None
     try:
         with zipfile.ZipFile(path) as archive:
             name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
-            if name is None:
-                return None
-            data = archive.read(name)
+            return None if name is None else archive.read(name)
     except (zipfile.BadZipFile, OSError, RuntimeError):
         return None
+
+
+# byte strings one of which every source we convert has in its pickle (class names; GLOBAL opcodes are plain text)
+_MARKERS = (b"gold_yolo", b"AAttn", b"PSAttn", b"\nPST\n", b"DualDPanoptic", b"RepNCSPELAN4B", b"\nGrit\n")
+
+
+def might_be_foreign(path: str | Path) -> bool:
+    """Whether ``path`` may be a source we convert: a byte search of its pickle for the marker class names, much
+    cheaper than walking the opcodes. ``False`` means certainly not (Ultralytics' own checkpoints, anything else)."""
+    data = _pickle_bytes(Path(path))
+    return data is not None and any(marker in data for marker in _MARKERS)
+
+
+def pickled_globals(path: str | Path) -> list[str] | None:
+    """Every global (``module.name``) the pickle of a ``torch.save`` zip archive names, in first-seen order, read
+    from its opcodes without unpickling anything; ``None`` for other files (the legacy non-zip format, or not a
+    checkpoint at all). torch's own scan (``get_unsafe_globals_in_checkpoint``) is not used: it leaves out whatever
+    the process has allow-listed, and Ultralytics' safe loading allow-lists classes for the life of the process.
+    ``torch.save`` writes protocol 2, where every global is a ``GLOBAL`` opcode; ``STACK_GLOBAL`` (protocol 4+) is
+    not decoded."""
+    data = _pickle_bytes(Path(path))
+    if data is None:
+        return None
     found: dict[str, None] = {}
-    strings: list[str] = []  # recent string pushes, for STACK_GLOBAL (protocol 4+)
     try:
         for op, arg, _ in pickletools.genops(data):
             if op.name == "GLOBAL":
                 found[arg.replace(" ", ".", 1)] = None
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                found[f"{strings[-2]}.{strings[-1]}"] = None
-            elif op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                strings.append(arg)
     except (ValueError, EOFError):  # a damaged pickle: what was read so far still tells something
         pass
     return [g for g in found if not g.startswith(_BUILTIN_GLOBALS)]
@@ -125,7 +138,7 @@ _BUILTIN_GLOBALS = (
 def _decide(classes: list[str]) -> tuple[str, list[str]]:
     """(source, evidence) from the pickled globals."""
     packages = {c.split(".", 1)[0] for c in classes}
-    gold = [c for c in classes if c.split(".", 1)[0] in ("gold_yolo", "yolov6")]
+    gold = [c for c in classes if c.startswith("gold_yolo.")]  # plain YOLOv6 has yolov6.* classes only
     if gold:
         return "goldyolo", gold[:3]
     pst = [c for c in classes if c in _PST_CLASSES]

@@ -11,8 +11,11 @@ nothing unpickled) and
 * anything else: stays out of the way.
 
 Each conversion logs one line naming what the file is and the command that saves the converted file. A file we
-recognise but cannot convert whole fails loading with the converter's error: never a silent partial load. Under
-``ULTRALYTICS_SAFE_LOAD=1`` (or ``safe_only=True``) the foreign file is read with torch's restricted unpickler only.
+recognise but cannot convert whole fails loading with the converter's error: never a silent partial load. Foreign
+files are always read in restricted mode (:func:`~.unpickle.restricted_load`: nothing they name runs), so
+``ULTRALYTICS_SAFE_LOAD=1`` holds; turbo YOLO12 files go through Ultralytics' own loader and its safe loading. Files
+that cannot be one of our sources (no marker class name in their pickle bytes) cost one read of the pickle and
+nothing else.
 """
 
 from __future__ import annotations
@@ -22,15 +25,6 @@ from pathlib import Path
 __all__ = ["install", "translate"]
 
 _CONVERTED_IN_MEMORY = ("goldyolo", "pst", "generalist")  # sources whose classes stock Ultralytics cannot unpickle
-
-
-def _safe_only(args: tuple, kwargs: dict) -> bool:
-    from ultralytics.nn import tasks
-
-    flag = kwargs.get("safe_only", args[0] if args else None)
-    if flag is None:
-        flag = getattr(tasks, "SAFE_LOAD", False)
-    return bool(flag)
 
 
 def _notice(path: Path, what: str, summary: str, dropped: list[str]) -> None:
@@ -68,15 +62,17 @@ def translate(weight, load, args: tuple, kwargs: dict):
     """The :mod:`~ultra_ext.integration.load_hooks` translator: ``(ckpt, file)`` for official files we convert,
     ``None`` for everything else (the original ``load`` then runs)."""
     from .auto import READERS
-    from .identify import identify
+    from .identify import identify, might_be_foreign
 
     path = Path(str(weight))
     if not path.is_file() or path.suffix != ".pt":
         return None  # a name Ultralytics downloads, or a file its own loader reports
+    if not might_be_foreign(path):
+        return None
     found = identify(path)
     if found.source in _CONVERTED_IN_MEMORY:
         try:
-            done = READERS[found.source](path, {}, _safe_only(args, kwargs))
+            done = READERS[found.source](path, {})
         except ValueError as e:
             raise ValueError(f"{path}: {found.what}, but ultra_ext cannot convert it: {e}") from e
         _notice(path, found.what, done.summary, done.dropped)

@@ -100,18 +100,16 @@ def _check_pst(sd: dict[str, torch.Tensor], where: str) -> None:
         )
 
 
-def load_pst_checkpoint(path: str | Path, safe: bool = False) -> tuple[dict[str, torch.Tensor], dict]:
+def load_pst_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Read the weights of a published PST checkpoint without the fork's code.
 
     Classes of ``ultralytics.*`` that the installed Ultralytics lacks (the fork's ``PST``, ``PSAttnBlock``,
-    ``PSAttn``, or anything else removed since 8.3.105) become stubs; everything that resolves is used as is. This
-    is full unpickling, so only load files you trust. Also accepts a pickled model, a plain state dict or
+    ``PSAttn``, or anything else removed since 8.3.105) become stubs; vetted stock classes are used as they are
+    (the read is restricted: nothing the file names runs). Also accepts a pickled model, a plain state dict or
     ``{'model': state_dict}``.
 
     Args:
         path: checkpoint file.
-        safe: refuse files that torch's restricted (``weights_only``) unpickler cannot read, instead of reading them
-            by full unpickling (see :func:`~.checkpoint.load_foreign`).
 
     Returns:
         ``(state_dict, info)``: the state dict (``model.<row>.*``; floating tensors float32 on the CPU, integer ones
@@ -125,7 +123,7 @@ def load_pst_checkpoint(path: str | Path, safe: bool = False) -> tuple[dict[str,
         ValueError: the file is unreadable or holds no PST weights.
     """
     stubs = StubPickle(fallback=("ultralytics",), hint=_STUB_HINT)
-    obj = load_foreign(path, stubs, "PST", safe=safe)
+    obj = load_foreign(path, stubs, "PST")
     sd, model = _state_dict_of(obj, str(path))
     sd = clean_state_dict(sd)
     _check_pst(sd, str(path))

@@ -10,10 +10,9 @@ stubbed (see :class:`StubPickle`):
 * ``fallback`` — packages resolved normally, with a stub only for what the installed version lacks (e.g. an
   Ultralytics fork's extra classes such as ``ultralytics.nn.modules.block.PST`` under stock Ultralytics).
 
-Everything else (torch, numpy, builtins) is resolved normally: this is full unpickling, so only load trusted files.
-:func:`restricted_load` reads ``torch.save`` zip archives with the same stub policy under torch's ``weights_only``
-unpickler instead: only classes of torch, Ultralytics and ultra_ext are real, everything else a stub,
-and no function named by the file ever runs.
+Everything else (torch, numpy, builtins) is resolved normally: that is full unpickling, for trusted files only.
+:func:`restricted_load` is the mode for files from elsewhere: only torch's ``weights_only`` allow-list and vetted
+model classes (:func:`vetted_global`) resolve, everything else becomes a stub, so no function the file names runs.
 
 Example:
     >>> stubs = StubPickle(fallback=("ultralytics",), hint="convert it with ultra_ext.convert.pst")
@@ -24,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import _compat_pickle
 import importlib
 import io
 import pickle
@@ -34,10 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["OfficialStub", "StubPickle", "drop_stubbed_entries", "restricted_load", "stub_class"]
-
-# packages whose nn.Module classes a restricted load may construct for real (everything else becomes a stub)
-_TRUSTED_PACKAGES = ("torch", "ultralytics", "ultra_ext")
+__all__ = ["OfficialStub", "StubPickle", "drop_stubbed_entries", "restricted_load", "stub_class", "vetted_global"]
 
 
 class OfficialStub(nn.Module):
@@ -52,8 +49,13 @@ class OfficialStub(nn.Module):
 
     _stub_hint = "it holds weights only"
 
+    def __new__(cls, *args, **kwargs):  # pickle's NEWOBJ creates instances without __init__: initialise here
+        obj = super().__new__(cls)
+        nn.Module.__init__(obj)
+        return obj
+
     def __init__(self, *args, **kwargs):  # accepts any constructor call a pickle might make
-        super().__init__()
+        pass
 
     def __setstate__(self, state) -> None:
         """Module state (a ``__dict__``) is restored as usual; anything else (e.g. a dict-like config class whose state
@@ -106,14 +108,24 @@ class StubPickle(types.ModuleType):
         fallback: top-level packages resolved normally; a class that fails to resolve (missing module or
             attribute) becomes a stub.
         hint: what a stub's ``forward`` error tells the user to do instead.
+        restricted: resolve only what :func:`vetted_global` allows (torch's ``weights_only`` allow-list and
+            vetted torch / Ultralytics / ultra_ext classes); everything else becomes a stub, so no function the file
+            names can run. ``always`` still applies; ``fallback`` is implied for every package.
 
     Attributes:
         stubbed (list[str]): ``module.name`` of every class stubbed so far, in first-seen order.
     """
 
-    def __init__(self, always: Iterable[str] = (), fallback: Iterable[str] = (), hint: str = OfficialStub._stub_hint):
+    def __init__(
+        self,
+        always: Iterable[str] = (),
+        fallback: Iterable[str] = (),
+        hint: str = OfficialStub._stub_hint,
+        restricted: bool = False,
+    ):
         super().__init__("ultra_ext_stub_pickle")
         self.always, self.fallback, self.hint = frozenset(always), frozenset(fallback), hint
+        self.restricted = restricted
         self.stubbed: list[str] = []
         owner = self
 
@@ -127,11 +139,13 @@ class StubPickle(types.ModuleType):
         """The class ``module.name``: a stub for ``always`` packages, else ``resolve(module, name)`` with a stub
         fallback for ``fallback`` packages."""
         package = module.split(".", 1)[0]
+        if self.restricted:
+            resolve = vetted_global
         if package not in self.always:
             try:
                 return resolve(module, name)
             except (ImportError, AttributeError):  # ModuleNotFoundError is an ImportError
-                if package not in self.fallback:
+                if package not in self.fallback and not self.restricted:
                     raise
         if f"{module}.{name}" not in self.stubbed:
             self.stubbed.append(f"{module}.{name}")
@@ -144,48 +158,64 @@ class StubPickle(types.ModuleType):
         return self.load(io.BytesIO(data), **kwargs)
 
 
-def _trusted_class(module: str, name: str) -> type:
-    """The real class ``module.name`` when it is a class of torch, Ultralytics or ultra_ext (modules, and what
-    Ultralytics keeps on them: its argument namespace, loss objects); else raises ``AttributeError`` (so the caller
-    stubs it). Functions and other objects never resolve: nothing named by the file runs."""
-    if module.split(".", 1)[0] not in _TRUSTED_PACKAGES:
-        raise AttributeError(f"{module}.{name} is not trusted")
+# modules whose classes (not only nn.Modules) Ultralytics keeps on pickled models, as its own safe loading allows
+_DATA_CLASS_MODULES = ("ultralytics.utils.loss", "ultralytics.utils.tal", "ultralytics.nn.distill_model")
+_DATA_CLASSES = (
+    "ultralytics.utils.IterableSimpleNamespace",
+    # a classification model's preprocessing, kept on the model (model.transforms)
+    *(f"torchvision.transforms.transforms.{n}" for n in ("Compose", "Normalize", "Resize", "CenterCrop", "ToTensor")),
+    "torchvision.transforms.functional.InterpolationMode",
+)
+_MODULE_PACKAGES = ("torch.nn.modules.", "ultralytics.nn.", "ultra_ext.nn.", "ultra_ext.models.")
+
+
+def _torch_weights_only_globals() -> dict:
+    """torch's own ``weights_only`` allow-list (tensor and storage rebuilding, dtypes, ``OrderedDict``, ...)."""
+    from torch import _weights_only_unpickler
+
+    return dict(_weights_only_unpickler._get_allowed_globals())
+
+
+def vetted_global(module: str, name: str):
+    """What a restricted load may resolve for real: torch's ``weights_only`` allow-list, ``nn.Module`` classes
+    defined in torch.nn, Ultralytics' and ultra_ext's model modules, and the few data classes Ultralytics keeps on
+    models. Anything else raises ``AttributeError`` (the caller stubs it): re-exports of other objects, functions,
+    ``subprocess.Popen`` reachable through some torch submodule — nothing the file names outside this set runs."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:  # Python 2 names, as protocol 2 writes them (__builtin__.set)
+        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    qualified = f"{module}.{name}"
+    allowed = _torch_weights_only_globals()
+    if qualified in allowed:
+        return allowed[qualified]
+    if not module.startswith(("torch.", "torchvision.", "ultralytics.", "ultra_ext.")):
+        raise AttributeError(f"{qualified} is not vetted")
     obj = importlib.import_module(module)
     for part in name.split("."):
         obj = getattr(obj, part)
-    if not isinstance(obj, type):
-        raise AttributeError(f"{module}.{name} is not a class")
-    return obj
+    defined_here = isinstance(obj, type) and obj.__module__ == module and obj.__qualname__ == name  # no re-export
+    if defined_here and issubclass(obj, nn.Module) and (module + ".").startswith(_MODULE_PACKAGES):
+        return obj
+    if defined_here and (module in _DATA_CLASS_MODULES or qualified in _DATA_CLASSES):
+        return obj
+    raise AttributeError(f"{qualified} is not vetted")
 
 
 def restricted_load(path: str | Path, stubs: StubPickle):
-    """``torch.load(weights_only=True)`` of a ``torch.save`` zip archive, with every global the file names allowed as
-    a class: the real one for classes of torch, Ultralytics and ultra_ext that ``stubs`` would not stub,
-    a weight-holding stub for everything else (``stubs.stubbed`` lists those). No function the file names is ever
-    called, so this is safe for untrusted files (``ULTRALYTICS_SAFE_LOAD=1``).
+    """``torch.load`` of a checkpoint (zip or legacy format) through ``stubs`` in restricted mode: every global the
+    file names resolves through :func:`vetted_global` or becomes a weight-holding stub (``stubs.stubbed`` lists
+    them). The standard restricted-unpickler pattern: pickle can only call what ``find_class`` returns, so no
+    function named by the file runs, and no process-wide allow-list is touched. Safe for untrusted files.
 
     Raises:
-        ValueError: not a zip archive (the legacy format can only be read by full unpickling).
-        pickle.UnpicklingError: something torch's restricted unpickler refuses regardless (reported by torch).
+        pickle.UnpicklingError, RuntimeError, EOFError, ...: an unreadable file (reported by torch/pickle).
     """
-    names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    entries = []
-    for qualified in names:
-        module, _, name = qualified.rpartition(".")
-        cls = None
-        if module.split(".", 1)[0] in _TRUSTED_PACKAGES:
-            try:
-                cls = stubs.find_class(module, name, _trusted_class)
-            except (ImportError, AttributeError):
-                pass
-        if cls is None:  # outside the trusted packages, or not resolvable there as a module class
-            if qualified not in stubs.stubbed:
-                stubs.stubbed.append(qualified)
-            cls = stub_class(module, name, stubs.hint)
-        entries.append((cls, qualified))
-    with torch.serialization.safe_globals(entries):
-        return torch.load(path, map_location="cpu", weights_only=True)
-
+    restricted = stubs.restricted
+    stubs.restricted = True
+    try:
+        return torch.load(path, map_location="cpu", pickle_module=stubs, weights_only=False)
+    finally:
+        stubs.restricted = restricted
 
 def _holds_stub(value) -> bool:
     if isinstance(value, OfficialStub):

@@ -214,7 +214,7 @@ def _runs(model: nn.Module, where: str) -> None:
         raise ValueError(f"{where}: the upgraded model does not run ({type(e).__name__}: {e})") from e
 
 
-def load_upgraded(src: str | Path, safe: bool = False) -> tuple[dict, int, str]:
+def load_upgraded(src: str | Path) -> tuple[dict, int, str]:
     """Read a YOLO12 checkpoint file and upgrade its ``model`` and ``ema`` entries in memory.
 
     The file is read with torch's restricted unpickler (stock and ultra_ext classes real, nothing else run; see
@@ -238,7 +238,7 @@ def load_upgraded(src: str | Path, safe: bool = False) -> tuple[dict, int, str]:
             f"{src}: {found.what}, not a YOLO12 checkpoint with stock attention classes; "
             f"`ultra-ext convert {src} -o OUT.pt` detects what a file is and converts every source we support"
         )
-    ckpt = load_foreign(src, StubPickle(fallback=("ultralytics",)), "YOLO12", safe=safe)
+    ckpt = load_foreign(src, StubPickle(fallback=("ultralytics",)), "YOLO12")
     if not isinstance(ckpt, dict):
         ckpt = {"model": ckpt}
     drop_stubbed_entries(ckpt)  # e.g. a numpy best_fitness of a training checkpoint: not needed, not re-writable

@@ -108,10 +108,11 @@ def allow_model_class() -> None:
     here through the startup hook): the next checkpoint load or ``task_map`` access does it then."""
     if _model_class_allowed:
         return
-    try:
-        from ..models.generalist import GeneralistModel
-    except ImportError:  # partially initialised (the name is not defined yet)
+    module = sys.modules.get("ultra_ext.models.generalist")
+    if module is not None and not hasattr(module, "GeneralistModel"):  # partially initialised: its import is running
         return
+    from ..models.generalist import GeneralistModel
+
     add_safe_globals = getattr(torch.serialization, "add_safe_globals", None)
     if add_safe_globals is not None:  # ULTRALYTICS_SAFE_LOAD=1 must accept it
         add_safe_globals([GeneralistModel])

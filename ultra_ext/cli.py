@@ -18,6 +18,9 @@
                                                         official Gold-YOLO checkpoint → Ultralytics checkpoint
     ultra-ext convert-pst yolo11n-pst.pt -o yolov12n-pst-coco.pt [--scale n] [--gate learned]
                                                         published PST checkpoint → Ultralytics checkpoint
+    ultra-ext pretrain model=goldyolo-n.yaml data=images/ epochs=100 imgsz=224
+                                                        SparK masked image modelling of the YAML's backbone; then
+                                                        yolo train model=goldyolo-n.yaml pretrained=<backbone.pt>
     ultra-ext coco convert data.yaml --split val -o val.json | coco eval val.json predictions.json
                                                         COCO JSON from a YOLO dataset; pycocotools mAP
     ultra-ext backends                                  which attention backends can run here
@@ -42,6 +45,7 @@ COMMANDS = {
     "upgrade": ("ultra_ext.convert.yolov12", "YOLO12 checkpoint (stock v1.0, released turbo) → our attention"),
     "convert-goldyolo": ("ultra_ext.convert.goldyolo", "official Gold-YOLO checkpoint → Ultralytics checkpoint"),
     "convert-pst": ("ultra_ext.convert.pst", "published PST checkpoint → Ultralytics checkpoint"),
+    "pretrain": ("ultra_ext.pretrain.trainer", "masked image pre-training (SparK) of any model YAML's backbone"),
     "coco": ("ultra_ext.coco", "YOLO dataset → COCO JSON; pycocotools evaluation"),
     "backends": ("ultra_ext.nn.attention", "attention backends available here"),
 }

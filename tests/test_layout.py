@@ -1,8 +1,9 @@
 """The package's import graph: layers only import downwards, and no module imports itself back through others.
 
 Layers, lowest first: ``nn`` (layers) → ``models`` (task pipelines) → ``integration`` (the Ultralytics coupling,
-which owns every side effect) → the tools (``convert``, ``bench``, ``catalog``, ``coco``) → ``cli`` → the package
-root (the public API). Every import counts, function-level ones too: a lazy import is still a dependency.
+which owns every side effect) → the tools (``convert``, ``bench``, ``catalog``, ``coco``, ``pretrain``) → ``cli``
+→ the package root (the public API). Every import counts, function-level ones too: a lazy import is still a
+dependency.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ LAYERS = {
     "ultra_ext.bench": 3,
     "ultra_ext.catalog": 3,
     "ultra_ext.coco": 3,
+    "ultra_ext.pretrain": 3,
     "ultra_ext.cli": 4,
     "ultra_ext": 5,
 }

@@ -26,16 +26,19 @@ import torch.nn.functional as F
 import ultralytics
 import ultralytics.nn as ul_nn
 import ultralytics.nn.tasks as tasks
+import ultralytics.utils.checks as ul_checks
 from ultralytics.nn.modules.block import A2C2f as StockA2C2f
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import YAML
 from ultralytics.utils.callbacks.base import default_callbacks
-from ultralytics.utils.checks import check_yaml as stock_check_yaml
 
 import ultra_ext
 from ultra_ext.integration import LayerError, UltralyticsIncompatibleError, ddp_anchor
 from ultra_ext.integration.patch import HOOK_NAME, build_patched_parse_model, patch_source
 
+# Ultralytics' own check_yaml: the recipes wrapper (ultra_ext.integration.recipes) keeps it when it replaces
+# ul_checks.check_yaml, and this module may be imported after activation.
+stock_check_yaml = getattr(ul_checks.check_yaml, "ultra_ext_stock", ul_checks.check_yaml)
 STOCK_MODELS = Path(ultralytics.__file__).parent / "cfg" / "models"
 STOCK_YAMLS = sorted(STOCK_MODELS.rglob("*.yaml"))
 # Besides each file's first scale: scales whose stock parser branches differ (A2C2f residual + mlp_ratio at l/x,
@@ -306,6 +309,7 @@ def _assert_stock_state():
     assert tasks.parse_model.__module__ == "ultralytics.nn.tasks"
     assert not hasattr(tasks.parse_model, "ultra_ext_patched")
     assert tasks.check_yaml is stock_check_yaml
+    assert ul_checks.check_yaml is stock_check_yaml  # cfg= lookups (recipes) restored too
     assert tasks.guess_model_scale.__module__ == "ultralytics.nn.tasks"
     assert not hasattr(tasks.guess_model_scale, "__wrapped__")
     assert ul_nn.parse_model is tasks.parse_model
@@ -326,6 +330,7 @@ def _assert_active_state():
     assert tasks.parse_model.ultra_ext_patched
     assert inspect.unwrap(tasks.parse_model).__module__ == "ultralytics.nn.tasks"
     assert tasks.check_yaml.__wrapped__ is stock_check_yaml
+    assert ul_checks.check_yaml.ultra_ext_stock is stock_check_yaml
     assert tasks.guess_model_scale.__wrapped__.__module__ == "ultralytics.nn.tasks"
     assert ul_nn.parse_model is tasks.parse_model
     assert tasks.__dict__[HOOK_NAME].__module__ == "ultra_ext.integration.patch"

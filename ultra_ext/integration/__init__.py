@@ -1,6 +1,6 @@
 """The whole coupling between ultra_ext and Ultralytics internals lives in this subpackage.
 
-:func:`activate` (idempotent, called by ``import ultra_ext`` and by the startup hook) does ten things:
+:func:`activate` (idempotent, called by ``import ultra_ext`` and by the startup hook) does eleven things:
 
 1. puts our YAML classes into ``ultralytics.nn.tasks``' globals (:mod:`.registry`);
 2. installs the guarded parse_model with one protocol branch (:mod:`.patch`; on a parse_model source we have not
@@ -18,7 +18,9 @@
 8. serves the datasets we ship by name (``data=raccoon-mini.yaml``, :mod:`.datasets`);
 9. puts users' modules (:func:`ultra_ext.register`, the ``ultra_ext.modules`` entry points, :mod:`.plugins`) into
    the parser's namespace, now and as they are registered;
-10. serves the papers' training recipes by name (``cfg=yolov12-n-recipe.yaml``, :mod:`.recipes`).
+10. serves the papers' training recipes by name (``cfg=yolov12-n-recipe.yaml``, :mod:`.recipes`);
+11. adds ``distill_loss``/``distill_tau`` to Ultralytics' arguments: channel-wise distillation as an option of the
+    stock ``distill_model=`` training (:mod:`.distill`).
 
 :func:`deactivate` restores every original.
 """
@@ -30,7 +32,7 @@ import threading
 
 from .patch import HOOK_NAME, UltralyticsIncompatibleError, build_patched_parse_model, check_semantics, parse_row
 from .protocol import LayerError, ParseContext
-from . import datasets, recipes
+from . import datasets, distill, recipes
 from .generalist_task import register_loaded as _register_tasks
 from .yaml_lookup import find_model_yaml, model_yaml_names, register_yaml_dir
 
@@ -122,6 +124,7 @@ def activate() -> None:
 
         plugins.add_listener(add_user_module)
         recipes.install()
+        distill.install()
         _state.update(tasks=tasks, nn=ul_nn, saved=saved, added=added, listener=add_user_module)
     if not _startup_hook_pending():
         import ultralytics.models.yolo.model  # noqa: F401  (nothing else would register the task with the YOLO class)
@@ -156,6 +159,7 @@ def deactivate() -> None:
         unregister_tasks()
         datasets.uninstall()
         recipes.uninstall()
+        distill.uninstall()
         plugins.remove_listener(_state["listener"])
         tasks = _state["tasks"]
         for k, v in _state["saved"].items():

@@ -72,7 +72,7 @@ def register_safe_globals() -> None:
     """Allow every class we may pickle under ``ULTRALYTICS_SAFE_LOAD=1`` (torch ``weights_only`` loading)."""
     add = getattr(torch.serialization, "add_safe_globals", None)
     if add is not None:
-        from ..pretrain.backbone import PretrainedBackbone  # what `ultra-ext pretrain` saves
+        from ..models.backbone_checkpoint import PretrainedBackbone  # what `ultra-ext pretrain` saves
 
         add([*model_classes(), PretrainedBackbone])
 

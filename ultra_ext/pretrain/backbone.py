@@ -13,6 +13,7 @@ from copy import deepcopy
 import torch
 from torch import nn
 
+from ..models.backbone_checkpoint import PretrainedBackbone
 from .masking import SparseMasking, mask_at, sample_patch_mask
 
 __all__ = ["BackboneError", "BackboneView", "PretrainedBackbone", "build_backbone"]
@@ -112,7 +113,9 @@ class BackboneView(nn.Module):
         patch = max(strides)
         for i, s in enumerate(strides):
             if patch % s:
-                raise BackboneError(f"{self._where(i)} has stride {s}, which does not divide the deepest stride {patch}")
+                raise BackboneError(
+                    f"{self._where(i)} has stride {s}, which does not divide the deepest stride {patch}"
+                )
         if imgsz % patch or imgsz // patch < 2:
             raise BackboneError(
                 f"imgsz={imgsz}: masked pre-training of {self.yaml_name} hides {patch}×{patch} patches (its deepest "
@@ -121,7 +124,9 @@ class BackboneView(nn.Module):
             )
         outputs = self._run_probe(imgsz)
         if [(imgsz // s,) * 2 for s in strides] != self._shapes(imgsz, outputs):
-            raise BackboneError(f"{self.yaml_name}: the backbone's strides at imgsz={imgsz} differ from those at 128 and 256 px")
+            raise BackboneError(
+                f"{self.yaml_name}: the backbone's strides at imgsz={imgsz} differ from those at 128 and 256 px"
+            )
         self._check_sparsity(imgsz, patch)
         last_at = {s: i for i, s in enumerate(strides) if s >= 4}
         self.levels = [last_at[s] for s in sorted(last_at)]
@@ -147,32 +152,6 @@ class BackboneView(nn.Module):
                     "(a functional op after the last sub-module, e.g. a global pooling added back); masked "
                     "pre-training cannot keep this layer sparse"
                 )
-
-
-class PretrainedBackbone(nn.Module):
-    """What ``ultra-ext pretrain`` saves under ``"model"``: the pre-trained backbone rows and the YAML they came from.
-
-    ``yolo train model=<the yaml> pretrained=<file>`` (or ``model=<file>``: the trainer builds the YAML) transfers
-    every backbone tensor; nothing else. It is not a runnable detector: calling it says so.
-    """
-
-    def __init__(self, view: BackboneView, record: dict):
-        super().__init__()
-        self.model = nn.Sequential(*[deepcopy(m) for m in view.layers])  # names model.<i>.… as in the full model
-        self.yaml = deepcopy(view.yaml)
-        self.pretrain = dict(record)  # how it was made: method, epochs, imgsz, mask ratio, data, final loss
-        self.task = record.get("task", "detect")
-        self.names = {}
-        self.stride = torch.tensor([float(view.patch or 32)])
-
-    def forward(self, *args, **kwargs):
-        raise TypeError(
-            "this file holds masked-image pre-trained backbone weights only (ultra-ext pretrain), not a detector: "
-            "train from it with `yolo train model=<the YAML> pretrained=<this file>`"
-        )
-
-    def is_fused(self) -> bool:  # asked by DetectionModel.load
-        return False
 
 
 def build_backbone(model_yaml: str, imgsz: int) -> tuple[nn.Module, BackboneView]:

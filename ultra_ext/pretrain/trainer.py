@@ -111,7 +111,9 @@ def parse_args(argv: list[str]) -> PretrainArgs:
 def check_args(args: PretrainArgs) -> None:
     if not args.resume:
         if not args.model:
-            raise PretrainError("model= is required: the model YAML whose backbone to pre-train, e.g. model=goldyolo-n.yaml")
+            raise PretrainError(
+                "model= is required: the model YAML whose backbone to pre-train, e.g. model=goldyolo-n.yaml"
+            )
         if not args.data:
             raise PretrainError("data= is required: a folder of images or a data YAML (its train images are used)")
     for key in ("epochs", "imgsz", "batch"):
@@ -348,7 +350,8 @@ class MaskedImagePretrainer:
     def record(self) -> dict:
         a = self.args
         return {
-            "method": "SparK masked image modelling (ultra-ext pretrain)", "task": getattr(self.model, "task", "detect"),
+            "method": "SparK masked image modelling (ultra-ext pretrain)",
+            "task": getattr(self.model, "task", "detect"),
             "model": a.model, "data": str(a.data), "images": len(self.files), "imgsz": a.imgsz, "epochs": a.epochs,
             "mask_ratio": a.mask_ratio, "patch": self.view.patch, "levels": list(self.view.levels),
             "final_loss": self.history[-1]["loss"] if self.history else None,
@@ -359,15 +362,19 @@ class MaskedImagePretrainer:
 
         self.view.eval()
         ckpt = {
-            "model": PretrainedBackbone(self.view, self.record()),
+            "model": PretrainedBackbone(self.view.layers, self.view.yaml, self.record(), stride=self.view.patch or 32),
             "date": datetime.now().isoformat(),
             "version": __version__,
             "epoch": epoch,
             "history": list(self.history),
         }
         if full:  # what resume needs; backbone.pt leaves it out
-            ckpt.update(decoder=self.decoder.state_dict(), optimizer=self.optimizer.state_dict(), args=asdict(self.args),
-                        save_dir=str(self.save_dir))
+            ckpt.update(
+                decoder=self.decoder.state_dict(),
+                optimizer=self.optimizer.state_dict(),
+                args=asdict(self.args),
+                save_dir=str(self.save_dir),
+            )
         torch.save(ckpt, path)
         self.view.train()
         return path
@@ -382,11 +389,14 @@ class MaskedImagePretrainer:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
-        print("arguments (key=value):")
+        usage = "usage: ultra-ext pretrain model=<yaml> data=<image folder | data YAML> [key=value ...]"
+        if not argv:
+            print(f"{usage}\n(ultra-ext pretrain -h lists every argument)", file=sys.stderr)
+            return 2
+        print(f"{usage}\n\n{__doc__}\narguments (key=value, defaults shown):")
         for f in fields(PretrainArgs):
             print(f"  {f.name}={f.default!r}")
-        return 0 if argv else 2
+        raise SystemExit(0)  # as argparse's -h does in the other commands
     try:
         args = parse_args(argv)
         explicit = frozenset(a.split("=", 1)[0].lstrip("-") for a in argv)

@@ -98,6 +98,37 @@ def _bad_pst_topk():
     set_pst_options(DetectionModel(load("yolo11n-pst.yaml"), verbose=False), topk=-3)
 
 
+def _pooled_backbone_pretraining():
+    """``ultra-ext pretrain`` on a backbone that pools to 1×1: a patch mask cannot follow it through."""
+    from ultralytics.nn.tasks import ClassificationModel
+    from ultralytics.utils import LOGGER
+
+    from ultra_ext.pretrain.backbone import BackboneView
+
+    d = {"nc": 1, "backbone": [[-1, 1, "Conv", [16, 3, 2]], [-1, 1, "Conv", [32, 3, 2]],
+                               [-1, 1, "nn.AdaptiveAvgPool2d", [1]]], "head": [[-1, 1, "Classify", [1]]]}
+    LOGGER.disabled = True  # ClassificationModel prints its summary whatever verbose says
+    try:
+        model = ClassificationModel(d, verbose=False)
+    finally:
+        LOGGER.disabled = False
+    BackboneView(model, yaml_name="pooled.yaml").inspect(128)
+
+
+def _pretraining_image_size():
+    from ultra_ext.pretrain.backbone import build_backbone
+
+    build_backbone("goldyolo-n.yaml", 100)
+
+
+def _bad_distill_loss():
+    from types import SimpleNamespace
+
+    from ultra_ext.integration.distill import check_args
+
+    check_args(SimpleNamespace(distill_loss="kl", distill_tau=1.0))
+
+
 CATALOGUE = [
     # --- rows naming things that do not exist ---------------------------------------------------------------------
     Case("unknown-module", "a module name that neither Ultralytics nor ultra_ext defines (a typo)", "yolov12n.yaml",
@@ -191,6 +222,13 @@ CATALOGUE = [
          "attention backend", "'fast'", run=_bad_module_backend),
     Case("pst-topk-option", "a negative top-k given to set_pst_options", None, None, None, "topk", "-3",
          run=_bad_pst_topk),
+    Case("distill-loss-name", "an unknown distill_loss= (training with distill_model=)", None, None, None,
+         "distill_loss", "'kl'", run=_bad_distill_loss, also=("sl2, cwd",)),
+    # --- masked pre-training (ultra-ext pretrain) -------------------------------------------------------------------
+    Case("pretrain-pooled-backbone", "a backbone row that pools away the spatial map cannot be pre-trained masked",
+         None, None, 2, "AdaptiveAvgPool2d", "to 1×1", run=_pooled_backbone_pretraining),
+    Case("pretrain-image-size", "a pre-training imgsz that is not a multiple of the backbone's deepest stride",
+         None, None, None, "imgsz", "imgsz=100", run=_pretraining_image_size, also=("multiple of 32", "imgsz=96")),
 ]  # fmt: skip
 
 

@@ -42,6 +42,23 @@ def test_train_cli(tmp_path):
     assert re.search(r"all\s+12\s+\d+", out)  # the final validation on the 12 val images
 
 
+def test_train_recipes(tmp_path):
+    out = run(tmp_path, "bash", str(EXAMPLES / "train_recipes.sh"), PROJECT=str(tmp_path), EPOCHS="1", IMGSZ="64",
+              PRETRAIN_EPOCHS="1", PRETRAIN_IMGSZ="64")  # fmt: skip
+    backbone = backbone_tensor_count(tmp_path / "pretrain" / "weights" / "backbone.pt")
+    assert re.search(rf"Transferred {backbone}/\d+ items", out), out[-3000:]  # every backbone tensor, in step 1
+    assert out.count("det_loss=goldyolo: varifocal class loss, SIOU box loss") == 2
+    assert "distillation: channel-wise KL (CWD, tau=1.0) on 3 neck levels" in out
+    assert (tmp_path / "step2" / "weights" / "best.pt").is_file()
+
+
+def backbone_tensor_count(path: Path) -> int:
+    """Number of tensors in a pre-trained backbone file (what the fine-tuning run must transfer)."""
+    import torch
+
+    return len(torch.load(path, map_location="cpu", weights_only=False)["model"].state_dict())
+
+
 def test_train_python(tmp_path):
     out = run(tmp_path, sys.executable, str(EXAMPLES / "train_python.py"), "--model", "goldyolo-n.yaml",
               "--epochs", "1", "--imgsz", "64", "--project", str(tmp_path))  # fmt: skip

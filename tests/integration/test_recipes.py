@@ -19,7 +19,9 @@ from helpers import YOLO_CLI, describe, make_tiny_dataset, run  # noqa: E402
 RECIPES = recipes.recipe_names()
 
 # Per-scale settings as the papers/READMEs state them (specs: yolov12.md §9, goldyolo.md §12, pst.md §6).
-YOLOV12 = {"n": (0.5, 0.0, 0.1), "s": (0.9, 0.05, 0.15), "m": (0.9, 0.15, 0.4), "l": (0.9, 0.15, 0.5), "x": (0.9, 0.2, 0.6)}
+YOLOV12 = {
+    "n": (0.5, 0.0, 0.1), "s": (0.9, 0.05, 0.15), "m": (0.9, 0.15, 0.4), "l": (0.9, 0.15, 0.5), "x": (0.9, 0.2, 0.6)
+}  # fmt: skip
 GOLDYOLO = {"n": (0.02, 0.5, 0.0), "s": (0.01, 0.5, 0.0), "m": (0.01, 0.9, 0.1), "l": (0.01, 0.9, 0.1)}
 
 

@@ -18,7 +18,9 @@ from ultra_ext.pretrain.trainer import list_images, main, parse_args
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import YOLO_CLI, describe, make_tiny_dataset, run  # noqa: E402
 
-FAMILIES = ["goldyolo-n.yaml", "yolov12n.yaml", "yolov12n-pst.yaml", "gyolo-n.yaml", "yolo11n.yaml", "yolov12n-cls.yaml"]
+FAMILIES = [
+    "goldyolo-n.yaml", "yolov12n.yaml", "yolov12n-pst.yaml", "gyolo-n.yaml", "yolo11n.yaml", "yolov12n-cls.yaml"
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +152,8 @@ def test_a_backbone_that_cannot_be_masked_names_the_layer(tmp_path):
         "  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, Conv, [32, 3, 2]]\n  - [-1, 1, nn.AdaptiveAvgPool2d, [1]]\n"
         "head:\n  - [-1, 1, Classify, [1]]\n"
     )
-    with pytest.raises(BackboneError, match=r"backbone layer 2 \(.*AdaptiveAvgPool2d\) maps a 128×128 image to 1×1 and a 256×256 image to 1×1"):
+    message = r"backbone layer 2 \(.*AdaptiveAvgPool2d\) maps a 128×128 image to 1×1 and a 256×256 image to 1×1"
+    with pytest.raises(BackboneError, match=message):
         build_backbone(str(yaml), 64)
 
 

@@ -1,6 +1,6 @@
 """The whole coupling between ultra_ext and Ultralytics internals lives in this subpackage.
 
-:func:`activate` (idempotent, called by ``import ultra_ext`` and by the startup hook) does eleven things:
+:func:`activate` (idempotent, called by ``import ultra_ext`` and by the startup hook) does thirteen things:
 
 1. puts our YAML classes into ``ultralytics.nn.tasks``' globals (:mod:`.registry`);
 2. installs the guarded parse_model with one protocol branch (:mod:`.patch`; on a parse_model source we have not
@@ -19,8 +19,11 @@
 9. puts users' modules (:func:`ultra_ext.register`, the ``ultra_ext.modules`` entry points, :mod:`.plugins`) into
    the parser's namespace, now and as they are registered;
 10. serves the papers' training recipes by name (``cfg=yolov12-n-recipe.yaml``, :mod:`.recipes`);
-11. adds ``distill_loss``/``distill_tau`` to Ultralytics' arguments: channel-wise distillation as an option of the
-    stock ``distill_model=`` training (:mod:`.distill`).
+11. lets Ultralytics' argument check accept ``distill_loss``, ``distill_tau`` and ``det_loss`` without adding them
+    to its defaults (:mod:`.arguments`);
+12. ``distill_loss=cwd``: channel-wise distillation as an option of the stock ``distill_model=`` training, and the
+    detection levels as the distilled layers (:mod:`.distill`);
+13. ``det_loss=goldyolo``: Gold-YOLO's detection loss as an option of the stock trainer (:mod:`.losses`).
 
 :func:`deactivate` restores every original.
 """
@@ -32,7 +35,7 @@ import threading
 
 from .patch import HOOK_NAME, UltralyticsIncompatibleError, build_patched_parse_model, check_semantics, parse_row
 from .protocol import LayerError, ParseContext
-from . import datasets, distill, recipes
+from . import arguments, datasets, distill, losses, recipes
 from .generalist_task import register_loaded as _register_tasks
 from .yaml_lookup import find_model_yaml, model_yaml_names, register_yaml_dir
 
@@ -124,7 +127,9 @@ def activate() -> None:
 
         plugins.add_listener(add_user_module)
         recipes.install()
+        arguments.install()
         distill.install()
+        losses.install()
         _state.update(tasks=tasks, nn=ul_nn, saved=saved, added=added, listener=add_user_module)
     if not _startup_hook_pending():
         import ultralytics.models.yolo.model  # noqa: F401  (nothing else would register the task with the YOLO class)
@@ -159,7 +164,9 @@ def deactivate() -> None:
         unregister_tasks()
         datasets.uninstall()
         recipes.uninstall()
+        arguments.uninstall()
         distill.uninstall()
+        losses.uninstall()
         plugins.remove_listener(_state["listener"])
         tasks = _state["tasks"]
         for k, v in _state["saved"].items():

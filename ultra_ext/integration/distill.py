@@ -12,8 +12,8 @@ scores (one per anchor of the detection levels) no longer split over the "levels
 with such a student. :func:`detection_levels` returns the first ``nl`` inputs (``Detect.nl``: the detection levels;
 for every stock head they are all of ``f``), and :func:`install` puts it in place of the stock static method.
 
-Two arguments are added to Ultralytics' configuration (``distill_loss``, ``distill_tau``), so the stock CLI and
-``model.train()`` accept them::
+Two arguments are accepted by Ultralytics' configuration (``distill_loss``, ``distill_tau``; :mod:`.arguments`), so
+the stock CLI and ``model.train()`` take them::
 
     yolo train model=goldyolo-n.yaml distill_model=goldyolo-n-teacher.pt distill_loss=cwd distill_tau=1.0 data=...
 
@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import torch
 
+from .arguments import value
+
 __all__ = [
-    "EXTRA_ARGS",
     "check_args",
     "detection_levels",
     "install",
@@ -36,9 +37,7 @@ __all__ = [
     "use_distill_loss",
 ]
 
-EXTRA_ARGS = {"distill_loss": "sl2", "distill_tau": 1.0}  # sl2 = Ultralytics' score-weighted L2; cwd = channel-wise
-LOSSES = ("sl2", "cwd")
-_added: list[str] = []
+LOSSES = ("sl2", "cwd")  # sl2 = Ultralytics' score-weighted L2; cwd = channel-wise
 _saved: dict = {}
 
 
@@ -59,10 +58,10 @@ def detection_levels(model: torch.nn.Module) -> list[int]:
 
 def check_args(args) -> tuple[str, float]:
     """(loss, tau) from trainer args, with a clear error for a bad value."""
-    loss = str(getattr(args, "distill_loss", "sl2") or "sl2").lower()
+    loss = str(value(args, "distill_loss")).lower()
     if loss not in LOSSES:
         raise ValueError(f"distill_loss={loss!r}: choose one of {', '.join(LOSSES)} (sl2 = Ultralytics' default)")
-    tau = float(getattr(args, "distill_tau", 1.0))
+    tau = float(value(args, "distill_tau"))
     if not tau > 0:
         raise ValueError(f"distill_tau={tau}: must be > 0")
     return loss, tau
@@ -90,35 +89,23 @@ def use_distill_loss(trainer) -> None:
 
 
 def install() -> None:
-    """Add ``distill_loss``/``distill_tau`` to Ultralytics' defaults and the callback to its default callbacks."""
+    """Put :func:`detection_levels` in place of the stock layer choice and add the callback (idempotent)."""
     from ultralytics.nn.distill_model import DistillationModel
-    from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT
     from ultralytics.utils.callbacks.base import default_callbacks
 
     if "get_distill_layers" not in _saved:
         _saved["get_distill_layers"] = DistillationModel.__dict__["get_distill_layers"]
         DistillationModel.get_distill_layers = staticmethod(detection_levels)
-    for key, value in EXTRA_ARGS.items():
-        if key not in DEFAULT_CFG_DICT:
-            DEFAULT_CFG_DICT[key] = value
-            setattr(DEFAULT_CFG, key, value)
-            _added.append(key)
     if use_distill_loss not in default_callbacks["on_pretrain_routine_end"]:
         default_callbacks["on_pretrain_routine_end"].append(use_distill_loss)
 
 
 def uninstall() -> None:
-    from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT
     from ultralytics.utils.callbacks.base import default_callbacks
 
     if "get_distill_layers" in _saved:
         from ultralytics.nn.distill_model import DistillationModel
 
         DistillationModel.get_distill_layers = _saved.pop("get_distill_layers")
-    for key in _added:
-        DEFAULT_CFG_DICT.pop(key, None)
-        if hasattr(DEFAULT_CFG, key):
-            delattr(DEFAULT_CFG, key)
-    _added.clear()
     if use_distill_loss in default_callbacks["on_pretrain_routine_end"]:
         default_callbacks["on_pretrain_routine_end"].remove(use_distill_loss)

@@ -1,5 +1,6 @@
-"""A YAML model's ``backbone:`` rows as a network of their own, checked for masked pre-training, and the checkpoint
-that carries their weights to the stock trainer (``yolo train model=<yaml> pretrained=<backbone.pt>``).
+"""A YAML model's ``backbone:`` rows as a network of their own, checked for masked pre-training; their weights reach
+the stock trainer in a :class:`~ultra_ext.models.backbone_checkpoint.PretrainedBackbone` file
+(``yolo train model=<yaml> pretrained=<backbone.pt>``).
 
 The backbone is exactly the first ``len(yaml["backbone"])`` layers Ultralytics builds from the YAML, so their
 parameter names (``model.0.conv.weight`` ...) are the names the full model has; ``DetectionModel.load`` matches

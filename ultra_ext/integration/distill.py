@@ -19,8 +19,8 @@ the stock CLI and ``model.train()`` take them::
 
 With ``distill_loss=cwd``, an ``on_pretrain_routine_end`` callback (after the trainer has wrapped the student)
 turns the training model into :class:`ultra_ext.models.distillation.ChannelWiseDistillation`: the stock class
-with ``loss_sl2`` replaced, nothing else.
-The EMA copy, and so every saved checkpoint, keeps the stock class. The default stays the stock loss.
+with ``loss_sl2`` replaced, nothing else. The EMA copy, made before, keeps the stock class, and Ultralytics saves
+only its student, so checkpoints are plain students. The default stays the stock loss.
 """
 
 from __future__ import annotations
@@ -29,13 +29,7 @@ import torch
 
 from .arguments import value
 
-__all__ = [
-    "check_args",
-    "detection_levels",
-    "install",
-    "uninstall",
-    "use_distill_loss",
-]
+__all__ = ["check_args", "detection_levels", "install", "uninstall", "use_distill_loss"]
 
 LOSSES = ("sl2", "cwd")  # sl2 = Ultralytics' score-weighted L2; cwd = channel-wise
 _saved: dict = {}

@@ -142,6 +142,9 @@ def list_images(data: str) -> list[Path]:
     elif str(data).endswith((".yaml", ".yml")) or not path.suffix:
         from ultralytics.data.utils import check_det_dataset
 
+        from ..integration import register_loaded
+
+        register_loaded()  # serve shipped dataset names (raccoon-mini.yaml) now that Ultralytics' data module is loaded
         try:
             info = check_det_dataset(str(data), autodownload=False)
         except Exception as e:

@@ -199,16 +199,39 @@ def test_neck_bn_keeps_official_defaults_after_ultralytics_init():
 
 
 def test_head_init_and_drop_in_outputs():
-    """Published init (pred weights 0, cls bias -log(99), box bias 1); Ultralytics' Detect outputs."""
+    """Ultralytics' Detect init (default prediction weights; box bias 2, class bias log(5 / nc / (640 / s)²)), not
+    the published zero-weight init (docs/training.md: it stalls the first epochs under the stock trainer)."""
     model = build("s")
     head = model.model[-1]
     assert isinstance(head, EfficientDecoupledDetect) and head.reg_max == 17 and head.no == 80 + 68
-    for box, cls in zip(head.cv2, head.cv3):
-        assert box[-1].weight.abs().max() == 0 and cls[-1].weight.abs().max() == 0
-        assert torch.allclose(cls[-1].bias, torch.full((80,), -math.log(99)))
-        assert torch.allclose(box[-1].bias, torch.ones(68))
+    for box, cls, s in zip(head.cv2, head.cv3, (8, 16, 32)):
+        assert box[-1].weight.abs().min() > 0 and cls[-1].weight.abs().max() > 0.01
+        assert torch.allclose(cls[-1].bias, torch.full((80,), math.log(5 / 80 / (640 / s) ** 2)))
+        assert torch.allclose(box[-1].bias, torch.full((68,), 2.0))
     assert head.stride.tolist() == [8.0, 16.0, 32.0]
     assert build("n").model[-1].reg_max == 1 and isinstance(build("n").model[-1].dfl, torch.nn.Identity)
+
+
+def test_first_step_gradient_reaches_the_head_branches():
+    """At initialisation the detection loss reaches the layers below the prediction convs (with zero prediction
+    weights, as published, their gradient is exactly 0 until those weights move)."""
+    from ultralytics.cfg import get_cfg
+
+    torch.manual_seed(0)
+    model = DetectionModel("goldyolo-n.yaml", verbose=False)  # its own copy: build()'s are shared and read-only
+    model.args = get_cfg(overrides={"imgsz": 128})
+    batch = {
+        "img": torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(0)),
+        "batch_idx": torch.tensor([0.0, 1.0]),
+        "cls": torch.tensor([[0.0], [1.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.4, 0.3], [0.3, 0.4, 0.2, 0.2]]),
+    }
+    model.train()
+    model.loss(batch)[0].sum().backward()
+    head = model.model[-1]
+    grad = [[b[0].conv.weight.grad.abs().sum().item() for b in branches] for branches in (head.cv2, head.cv3)]
+    assert all(g > 0 for g in grad[1]), grad  # class branches: every anchor is a (negative) target
+    assert any(g > 0 for g in grad[0]), grad  # box branches: the levels holding the two boxes' positives
 
 
 # ------------------------------------------------------------------------------------------- whole models

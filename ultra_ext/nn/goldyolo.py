@@ -29,8 +29,6 @@ applies the hard-sigmoid gate.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -620,6 +618,11 @@ class EfficientDecoupledDetect(Detect):
         stems (nn.ModuleList): per-level 1×1 Conv. cv2 (nn.ModuleList): box branches. cv3 (nn.ModuleList): class
             branches (Ultralytics' names, so stock code that walks a Detect head finds them).
 
+    Initialisation is Ultralytics' ``Detect.bias_init`` (inherited), not the published one (zero prediction weights,
+    class bias −log 99, box bias 1): under Ultralytics' trainer, which has no anchor-aided branch to carry gradients
+    while the prediction convs are zero, the published init left goldyolo-n at mAP 0 for its first five epochs
+    (docs/training.md, "Gold-YOLO-N's slow start"). Loaded weights are unaffected.
+
     Example:
         >>> head = EfficientDecoupledDetect(nc=2, reg_max=16, ch=(16, 32))
         >>> head.stride = torch.tensor([8.0, 16.0])
@@ -651,13 +654,6 @@ class EfficientDecoupledDetect(Detect):
         if box_head is None or cls_head is None:
             return {}
         return super().forward_head([stem(xi) for stem, xi in zip(self.stems, x)], box_head, cls_head)
-
-    def bias_init(self) -> None:
-        """The published init: prediction weights 0, class bias ``-log((1 - 0.01) / 0.01)``, box bias 1."""
-        for box, cls in zip(self.cv2, self.cv3):
-            for conv, bias in ((box[-1], 1.0), (cls[-1], -math.log((1 - 0.01) / 0.01))):
-                nn.init.zeros_(conv.weight)
-                nn.init.constant_(conv.bias, bias)
 
     @classmethod
     def ul_parse(cls, ctx) -> dict:
